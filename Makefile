@@ -1,0 +1,32 @@
+# Two commands from a fresh clone:  `make journey` (run the notebooks)  and  `make test`.
+# Both create .venv on first use and are safe to repeat. Work offline: MNIST comes
+# from a PyPI mirror when torchvision cannot download it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# Where a torch is already installed (Colab), the venv sees it instead of downloading another.
+VENV_FLAGS := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 && echo --system-site-packages)
+
+.PHONY: setup journey test bench clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.txt
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -c "import helpers, torch; print('helpers from', helpers.__file__, '| torch', torch.__version__)"
+	touch $@
+
+# The main job: re-execute the notebooks (STEPS="01 02" for a subset, SMOKE=1 for a quick pass).
+journey: setup
+	$(PY) -m helpers.journey $(if $(STEPS),--steps $(STEPS)) $(if $(SMOKE),--smoke)
+
+# Unit tests, then every notebook under nbval, all in smoke mode (small data, 1 epoch).
+test: setup
+	MNIST8K_SMOKE=1 $(PY) -m pytest
+
+bench: setup
+	$(PY) -m helpers.bench
+
+clean-venv:
+	rm -rf $(VENV)

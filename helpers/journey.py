@@ -1,0 +1,189 @@
+"""The main job: re-execute the notebooks in order and keep what must match in sync.
+
+    python -m helpers.journey                 # every notebook, in order
+    python -m helpers.journey --steps 01 05   # a subset
+    python -m helpers.journey --smoke         # a quick pass (small data, 1 epoch); changes no file
+
+Each notebook runs (with nbclient) into a temporary file and replaces the
+committed one only when every cell succeeded: a failure or Ctrl-C leaves the
+committed notebook byte for byte as it was. After a run, its Result cell is
+written from ``results/NN_topic.json``, so the prose states what the code
+printed. ``stamp`` writes the cells that every notebook shares (badge, setup,
+imports) from this file, the one place that holds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+from .train import REPO_ROOT, TARGET, History
+
+REPOSITORY = "mnist-under-8k/mnist-under-8k"  # GitHub owner/name: the badges and the Colab setup read it from here
+NOTEBOOKS = REPO_ROOT / "notebooks"
+RESULTS = REPO_ROOT / "results"
+
+SETUP_SOURCE = f'''# Setup. In Colab: fetch this project and install its helpers. Locally (`make setup`): nothing to do.
+import sys
+
+if "google.colab" in sys.modules:
+    import os, subprocess, torch
+    if not os.path.isdir("mnist-under-8k"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/{REPOSITORY}", "mnist-under-8k"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "mnist-under-8k"], check=True)
+    sys.path.insert(0, os.path.abspath("mnist-under-8k"))
+    if not torch.cuda.is_available():
+        print("No GPU selected: Runtime > Change runtime type > GPU trains much faster.")'''
+
+IMPORTS_SOURCE = '''import torch
+from torch import nn
+import torch.nn.functional as F
+
+from helpers import Config, fit, load_mnist, plots, save_run, set_seed, show_summary'''
+
+BADGE_PREFIX = "[![Open In Colab]"
+
+
+def badge(name: str) -> str:
+    return (f"{BADGE_PREFIX}(https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/{name}.ipynb)")
+
+
+def notebook_paths(steps: list[str] | None = None) -> list[Path]:
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if steps:
+        paths = [p for p in paths if p.name[:2] in {s.zfill(2) for s in steps}]
+    return paths
+
+
+def stamp(nb: nbformat.NotebookNode, name: str) -> bool:
+    """Write the shared cells: the badge line in cell 0, setup in cell 1, imports in cell 2.
+
+    Returns True if anything changed.
+    """
+    cells = nb.cells
+    title = cells[0].source.splitlines()
+    lines = [line for line in title if not line.startswith(BADGE_PREFIX)]
+    lines.insert(1, badge(name))
+    before = [c.source for c in cells[:3]]
+    cells[0].source = "\n".join(lines)
+    cells[1].source, cells[2].source = SETUP_SOURCE, IMPORTS_SOURCE
+    return before != [c.source for c in cells[:3]]
+
+
+def result_markdown(history: History, name: str) -> str:
+    """The Result cell, written from the recorded history (never typed by hand)."""
+    s = history.summary()
+    at_target = len(s["epochs_at_target"])
+    return "\n".join([
+        "## Result",
+        f"*Written by `helpers.journey` from `results/{name}.json`, the run above.*",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| parameters | {s['params']:,} |",
+        f"| best test accuracy | {s['best_test_acc']:.2f} % (epoch {s['best_epoch']}) |",
+        f"| last-epoch test accuracy | {s['last_test_acc']:.2f} % |",
+        f"| worst of the last 3 epochs | {s['last3_min']:.2f} % |",
+        f"| last-epoch train accuracy | {s['last_train_acc']:.2f} % |",
+        f"| epochs at ≥ {TARGET} % | {at_target} of {s['epochs']} |",
+        f"| time | {s['seconds_per_epoch']:.1f} s per epoch on {s['device']} |",
+    ])
+
+
+def result_cell_index(nb: nbformat.NotebookNode) -> int:
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("## Result"):
+            return i
+    raise ValueError("the notebook has no markdown cell starting with '## Result'")
+
+
+def fill_result(nb: nbformat.NotebookNode, name: str) -> None:
+    nb.cells[result_cell_index(nb)].source = result_markdown(History.load(RESULTS / f"{name}.json"), name)
+
+
+def execute(path: Path, smoke: bool = False, timeout: int | None = None) -> float:
+    """Run one notebook; on success (and not in smoke mode) replace it. Returns seconds taken."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    name = path.stem
+    nb = nbformat.read(path, as_version=4)
+    stamp(nb, name)
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    started = time.perf_counter()
+
+    def on_cell_start(cell, cell_index):
+        if cell_index in code_cells:
+            position = code_cells.index(cell_index) + 1
+            print(f"  [{name}] cell {position}/{len(code_cells)} ({time.perf_counter() - started:4.0f} s)", flush=True)
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_start=on_cell_start,
+                            resources={"metadata": {"path": str(path.parent)}})
+    old_smoke = os.environ.get("MNIST8K_SMOKE")
+    os.environ["MNIST8K_SMOKE"] = "1" if smoke else "0"
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        failed = next((i for i, c in enumerate(nb.cells) if any(o.get("output_type") == "error"
+                                                               for o in c.get("outputs", []))), None)
+        where = f"cell {code_cells.index(failed) + 1} of {len(code_cells)} code cells" if failed in code_cells else "a cell"
+        raise RuntimeError(f"{path.name}: {where} failed; the committed notebook is unchanged.\n{exc}") from None
+    finally:
+        if old_smoke is None:
+            os.environ.pop("MNIST8K_SMOKE", None)
+        else:
+            os.environ["MNIST8K_SMOKE"] = old_smoke
+    seconds = time.perf_counter() - started
+    if smoke:
+        return seconds
+    fill_result(nb, name)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".ipynb.tmp", delete=False) as tmp:
+        nbformat.write(nb, tmp)
+    os.replace(tmp.name, path)  # atomic: the old notebook or the new one, never half of each
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", nargs="*", help="two-digit step numbers to run (default: all)")
+    parser.add_argument("--smoke", action="store_true", help="small data, 1 epoch; replaces no notebook")
+    parser.add_argument("--stamp-only", action="store_true", help="only rewrite the shared cells")
+    args = parser.parse_args(argv)
+    paths = notebook_paths(args.steps)
+    if not paths:
+        print(f"no notebooks match {args.steps} in {NOTEBOOKS}", file=sys.stderr)
+        return 2
+    if args.stamp_only:
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            if stamp(nb, path.stem):
+                nbformat.write(nb, path)
+                print(f"stamped {path.name}")
+        return 0
+    total = 0.0
+    for number, path in enumerate(paths, 1):
+        print(f"[{number}/{len(paths)}] {path.name}{' (smoke)' if args.smoke else ''}", flush=True)
+        try:
+            seconds = execute(path, smoke=args.smoke)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted during {path.name}; it is unchanged.", file=sys.stderr)
+            return 130
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        total += seconds
+        print(f"[{number}/{len(paths)}] {path.name} done in {seconds:.0f} s", flush=True)
+    print(f"{len(paths)} notebook(s) in {total:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

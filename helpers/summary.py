@@ -1,0 +1,98 @@
+"""How big is a model, and how much of the image does each layer see? (step 01)"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable weights: the budget this series squeezes under 8,000."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _pair(value) -> int:
+    """Our layers are square: (3, 3) and 3 mean the same here."""
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise ValueError(f"receptive_field_table handles square kernels/strides only, got {value}")
+        return int(value[0])
+    return int(value)
+
+
+def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)) -> list[dict]:
+    """One row per convolution or pooling layer, in the order the forward pass runs them.
+
+    For each layer with kernel k, stride s and dilation d, with ``jump`` the
+    distance in input pixels between two neighbouring outputs:
+
+        receptive field out = receptive field in + (k - 1) * d * jump in
+        jump out            = jump in * s
+
+    Global average pooling is a kernel as large as its input. Layers such as
+    BatchNorm, ReLU or Dropout change neither, so they are left out. The
+    receptive field may exceed the image (28): the border is padding.
+    """
+    rows: list[dict] = []
+    state = {"rf": 1, "jump": 1}
+
+    def hook(module, inputs, output):
+        size_in = inputs[0].shape[-1]
+        if isinstance(module, nn.Conv2d):
+            k, s, d = _pair(module.kernel_size), _pair(module.stride), _pair(module.dilation)
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+            k = _pair(module.kernel_size)
+            s = _pair(module.stride if module.stride is not None else module.kernel_size)
+            d = _pair(getattr(module, "dilation", 1))
+        else:  # AdaptiveAvgPool2d / AdaptiveMaxPool2d to 1x1: global pooling
+            if _pair(module.output_size) != 1:
+                raise ValueError("receptive_field_table handles adaptive pooling to 1x1 only")
+            k, s, d = size_in, 1, 1
+        state["rf"] += (k - 1) * d * state["jump"]
+        state["jump"] *= s
+        name = names[module]
+        rows.append({"layer": name, "type": type(module).__name__, "kernel": k, "stride": s,
+                     "input": size_in, "output": output.shape[-1], "channels": output.shape[1],
+                     "jump": state["jump"], "receptive_field": state["rf"]})
+
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    names = {m: n for n, m in model.named_modules() if isinstance(m, kinds)}
+    handles = [m.register_forward_hook(hook) for m in names]
+    was_training = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros(1, *input_size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return rows
+
+
+def format_receptive_field_table(rows: list[dict]) -> str:
+    header = f"{'layer':<14}{'type':<18}{'k':>3}{'s':>3}{'in':>5}{'out':>5}{'ch':>5}{'jump':>6}{'RF':>5}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r['layer']:<14}{r['type']:<18}{r['kernel']:>3}{r['stride']:>3}{r['input']:>5}"
+                     f"{r['output']:>5}{r['channels']:>5}{r['jump']:>6}{r['receptive_field']:>5}")
+    return "\n".join(lines)
+
+
+def show_summary(model: nn.Module, input_size: tuple[int, int, int] = (1, 28, 28)) -> int:
+    """Print torchsummary's layer table, the receptive-field table and the parameter count.
+
+    Runs on a CPU copy so the output is the same on every machine (the
+    notebooks check this cell's output against the stored one).
+    """
+    from torchsummary import summary
+
+    cpu_model = copy.deepcopy(model).cpu()
+    summary(cpu_model, input_size, device="cpu")
+    print(format_receptive_field_table(receptive_field_table(cpu_model, input_size)))
+    params = count_parameters(model)
+    print(f"\nParameters: {params:,}")
+    return params

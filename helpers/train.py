@@ -1,0 +1,305 @@
+"""Training: seeding, the device, the config, the train/test loop and its history.
+
+Introduced in step 01 and unchanged after it: from one notebook to the next
+only the model and the ``Config`` change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import data
+
+TARGET = 99.4  # the accuracy this series aims at, in percent
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch so that weight init and dropout repeat."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def choose_device(verbose: bool = True) -> torch.device:
+    """The fastest device here: a CUDA GPU, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        device, name = torch.device("cuda"), torch.cuda.get_device_name()
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        device, name = torch.device("mps"), "Apple GPU"
+    else:
+        device, name = torch.device("cpu"), f"{torch.get_num_threads()} threads"
+    if verbose:
+        print(f"Device: {device} ({name}), torch {torch.__version__}")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)
+
+
+@dataclass
+class Config:
+    """Everything about a run except the model. Printed at the top of every training log."""
+
+    epochs: int = 15
+    batch_size: int = 128
+    optimizer: str = "sgd"        # "sgd", "adam" or "adamw"
+    lr: float = 0.01              # the starting lr; with "onecycle" see max_lr
+    momentum: float = 0.9         # SGD only
+    weight_decay: float = 0.0
+    scheduler: str = "none"       # "none", "step" (StepLR) or "onecycle" (OneCycleLR)
+    step_size: int = 6            # StepLR: multiply the lr by gamma every step_size epochs
+    gamma: float = 0.1
+    max_lr: float = 0.1           # OneCycleLR: the peak lr ...
+    pct_start: float = 0.3        # ... reached after this fraction of the steps
+    degrees: float = 0.0          # augmentation: random rotation in [-degrees, degrees]
+    translate: float = 0.0        # random shift, a fraction of the image size
+    scale: float = 0.0            # random zoom in [1 - scale, 1 + scale]
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        def check(name: str, ok: bool, allowed: str) -> None:
+            if not ok:
+                raise ValueError(f"Config.{name}={getattr(self, name)!r} is invalid: allowed {allowed}")
+
+        def is_int(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def number(name: str, low: float, high: float, low_open: bool = False, high_open: bool = False) -> None:
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+            ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+            check(name, ok, f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
+
+        check("epochs", is_int(self.epochs) and 1 <= self.epochs <= 100, "an integer in [1, 100]")
+        check("batch_size", is_int(self.batch_size) and 1 <= self.batch_size <= 60_000, "an integer in [1, 60000]")
+        check("optimizer", self.optimizer in ("sgd", "adam", "adamw"), "'sgd', 'adam' or 'adamw'")
+        number("lr", 0, 10, low_open=True)
+        number("momentum", 0, 1, high_open=True)
+        number("weight_decay", 0, 1)
+        check("scheduler", self.scheduler in ("none", "step", "onecycle"), "'none', 'step' or 'onecycle'")
+        check("step_size", is_int(self.step_size) and self.step_size >= 1, "an integer >= 1")
+        number("gamma", 0, 1, low_open=True)
+        number("max_lr", 0, 10, low_open=True)
+        number("pct_start", 0, 1, low_open=True, high_open=True)
+        number("degrees", 0, 180)
+        number("translate", 0, 0.5)
+        number("scale", 0, 0.5, high_open=True)
+        check("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0")
+
+
+@dataclass
+class History:
+    """What a run produced, epoch by epoch, plus what is needed to tell runs apart."""
+
+    config: dict
+    params: int
+    device: str
+    smoke: bool = False
+    torch_version: str = torch.__version__
+    lr: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    test_correct: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return len(self.test_acc)
+
+    @property
+    def best_test_acc(self) -> float:
+        return max(self.test_acc)
+
+    @property
+    def best_epoch(self) -> int:
+        """1-based epoch of the best test accuracy (the first, if tied)."""
+        return self.test_acc.index(self.best_test_acc) + 1
+
+    @property
+    def last_test_acc(self) -> float:
+        return self.test_acc[-1]
+
+    @property
+    def last3_min(self) -> float:
+        """The worst of the last 3 epochs: a claim that holds there is not one lucky epoch."""
+        return min(self.test_acc[-3:])
+
+    @property
+    def epochs_at_target(self) -> list[int]:
+        """1-based epochs whose test accuracy is at least 99.4 %."""
+        return [i + 1 for i, acc in enumerate(self.test_acc) if acc >= TARGET]
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return sum(self.seconds) / len(self.seconds)
+
+    def summary(self) -> dict:
+        return {
+            "params": self.params, "epochs": self.epochs, "best_test_acc": self.best_test_acc,
+            "best_epoch": self.best_epoch, "last_test_acc": self.last_test_acc, "last3_min": self.last3_min,
+            "last_train_acc": self.train_acc[-1], "epochs_at_target": self.epochs_at_target,
+            "seconds_per_epoch": round(self.seconds_per_epoch, 2), "device": self.device,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the history (and its summary, for people reading the file) as JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = dataclasses.asdict(self) | {"summary": self.summary()}
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "History":
+        record = json.loads(Path(path).read_text())
+        record.pop("summary", None)
+        return cls(**record)
+
+
+def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return optimizer(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_epoch: int):
+    """The lr schedule (step 06). Returns (scheduler or None, whether it steps every batch)."""
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, config.step_size, config.gamma), False
+    if config.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=config.pct_start), True
+    return None, False
+
+
+def make_loaders(config: Config, device: torch.device, root=None) -> tuple[data.FastLoader, data.FastLoader]:
+    """The shuffled, augmented training loader and a plain test loader, both on ``device``."""
+    train = data.FastLoader(*data.load_mnist(True, root), config.batch_size, shuffle=True, degrees=config.degrees,
+                            translate=config.translate, scale=config.scale, seed=config.seed, device=device)
+    test = data.FastLoader(*data.load_mnist(False, root), 1_000, device=device)
+    return train, test
+
+
+def train_one_epoch(model, loader, optimizer, scheduler=None, progress: bool = True, desc: str = "train"):
+    """One pass over the training data: forward, loss, backward, update. Returns (mean loss, accuracy %).
+
+    Loss and correct counts are summed on the device and read once at the end:
+    reading a GPU number after every batch would make the CPU wait each time.
+    """
+    model.train()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), dtype=torch.long, device=loader.device)
+    for X, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0, disable=not progress):
+        output = model(X)                        # forward: log-probabilities or logits
+        loss = F.cross_entropy(output, y)        # how wrong, averaged over the batch
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()                          # gradients of the loss for every weight
+        optimizer.step()                         # a small step against them
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss.detach() * len(y)
+        correct += (output.argmax(dim=1) == y).sum()
+    n = len(loader.labels)
+    return loss_sum.item() / n, 100.0 * correct.item() / n
+
+
+@torch.inference_mode()
+def evaluate(model, loader) -> tuple[float, int]:
+    """Mean loss and number of correct predictions on ``loader``; no gradients, no dropout."""
+    model.eval()
+    loss_sum = torch.zeros((), device=loader.device)
+    correct = torch.zeros((), dtype=torch.long, device=loader.device)
+    for X, y in loader:
+        output = model(X)
+        loss_sum += F.cross_entropy(output, y, reduction="sum")
+        correct += (output.argmax(dim=1) == y).sum()
+    return loss_sum.item() / len(loader.labels), int(correct.item())
+
+
+@torch.inference_mode()
+def predict(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
+    """(predicted labels, true labels) for a whole loader, on the CPU, for the error plots."""
+    model.eval()
+    predictions, labels = [], []
+    for X, y in loader:
+        predictions.append(model(X).argmax(dim=1).cpu())
+        labels.append(y.cpu())
+    return torch.cat(predictions), torch.cat(labels)
+
+
+def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None = None, root=None,
+        progress: bool = True) -> History:
+    """Train ``model`` for ``config.epochs`` epochs, testing on the 10k test set after each.
+
+    The schedule follows the epoch count only, never the test numbers: the test
+    set is looked at, not learned from. In smoke mode (``MNIST8K_SMOKE=1``, set
+    by the test command) it trains 1 epoch on 2,000 images and tests on 1,000.
+    """
+    from .summary import count_parameters
+
+    if data.smoke_mode():
+        config = dataclasses.replace(config, epochs=1)
+        print(f"SMOKE MODE ({data.SMOKE_ENV}=1): 1 epoch, {data.SMOKE_TRAIN} train / {data.SMOKE_TEST} test images")
+    device = device or choose_device()
+    print(config)
+    torch.manual_seed(config.seed)  # dropout masks repeat too
+    model.to(device)
+    train_loader, test_loader = make_loaders(config, device, root)
+    optimizer = make_optimizer(model, config)
+    scheduler, per_batch = make_scheduler(optimizer, config, len(train_loader))
+    history = History(config=dataclasses.asdict(config), params=count_parameters(model),
+                      device=describe_device(device), smoke=data.smoke_mode())
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, scheduler if per_batch else None,
+                                                progress, desc=f"epoch {epoch}")
+        if scheduler is not None and not per_batch:
+            scheduler.step()
+        test_loss, correct = evaluate(model, test_loader)
+        seconds = time.perf_counter() - start
+        test_acc = 100.0 * correct / len(test_loader.labels)
+        for name, value in [("lr", lr), ("train_loss", train_loss), ("train_acc", train_acc),
+                            ("test_loss", test_loss), ("test_acc", test_acc), ("test_correct", correct),
+                            ("seconds", seconds)]:
+            getattr(history, name).append(value)
+        print(f"epoch {epoch:2d}/{config.epochs}  lr {lr:.4f}  train loss {train_loss:.4f} acc {train_acc:6.2f}%  "
+              f"test loss {test_loss:.4f} acc {test_acc:6.2f}%  {seconds:5.1f} s")
+    return history
+
+
+def save_run(model: torch.nn.Module, history: History, name: str) -> tuple[Path, Path]:
+    """Store a step's history in results/NAME.json and its final weights in models/NAME.pt.
+
+    Smoke runs go to a temporary folder instead, so the test command never
+    overwrites the recorded results.
+    """
+    base = Path(tempfile.gettempdir()) / "mnist8k-smoke" if history.smoke else REPO_ROOT
+    results = history.save(base / "results" / f"{name}.json")
+    weights = base / "models" / f"{name}.pt"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
+    print(f"Saved {results} and {weights}")
+    return results, weights
