@@ -78,6 +78,22 @@ def stamp(nb: nbformat.NotebookNode, name: str) -> bool:
     return before != [c.source for c in cells[:3]]
 
 
+def load_architecture(path: Path) -> dict:
+    """Run a notebook's imports and its model cell (the one defining ``Net``); return the names it made.
+
+    The tests and the benchmark rebuild a step's model and config from the
+    notebook itself, so there is no second copy of any architecture.
+    """
+    nb = nbformat.read(path, as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and "class Net" in c.source]
+    if len(cells) != 1:
+        raise ValueError(f"{path.name}: expected one code cell defining `class Net`, found {len(cells)}")
+    namespace: dict = {}
+    exec(IMPORTS_SOURCE, namespace)
+    exec(cells[0], namespace)
+    return namespace
+
+
 def result_markdown(history: History, name: str) -> str:
     """The Result cell, written from the recorded history (never typed by hand)."""
     s = history.summary()
@@ -109,9 +125,22 @@ def fill_result(nb: nbformat.NotebookNode, name: str) -> None:
     nb.cells[result_cell_index(nb)].source = result_markdown(History.load(RESULTS / f"{name}.json"), name)
 
 
+def _echoing_client(nb, **kwargs):
+    """An nbclient ``NotebookClient`` that also prints what the kernel writes to stdout (the epoch log)."""
+    from nbclient import NotebookClient
+
+    class EchoingClient(NotebookClient):
+        def output(self, outs, msg, display_id, cell_index):
+            if msg["msg_type"] == "stream" and msg["content"].get("name") == "stdout":
+                for line in msg["content"]["text"].splitlines():
+                    print(f"      {line}", flush=True)
+            return super().output(outs, msg, display_id, cell_index)
+
+    return EchoingClient(nb, **kwargs)
+
+
 def execute(path: Path, smoke: bool = False, timeout: int | None = None) -> float:
     """Run one notebook; on success (and not in smoke mode) replace it. Returns seconds taken."""
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     name = path.stem
@@ -125,7 +154,7 @@ def execute(path: Path, smoke: bool = False, timeout: int | None = None) -> floa
             position = code_cells.index(cell_index) + 1
             print(f"  [{name}] cell {position}/{len(code_cells)} ({time.perf_counter() - started:4.0f} s)", flush=True)
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_start=on_cell_start,
+    client = _echoing_client(nb, timeout=timeout, kernel_name="python3", on_cell_start=on_cell_start,
                             resources={"metadata": {"path": str(path.parent)}})
     old_smoke = os.environ.get("MNIST8K_SMOKE")
     os.environ["MNIST8K_SMOKE"] = "1" if smoke else "0"

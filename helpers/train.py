@@ -202,17 +202,22 @@ def make_loaders(config: Config, device: torch.device, root=None) -> tuple[data.
     return train, test
 
 
-def train_one_epoch(model, loader, optimizer, scheduler=None, progress: bool = True, desc: str = "train"):
+def train_one_epoch(model, loader, optimizer, scheduler=None, progress: bool = True,
+                    desc: str = "train") -> tuple[float, float]:
     """One pass over the training data: forward, loss, backward, update. Returns (mean loss, accuracy %).
 
+    Works with any loader of (X, y) batches, a ``FastLoader`` or a ``DataLoader``.
     Loss and correct counts are summed on the device and read once at the end:
     reading a GPU number after every batch would make the CPU wait each time.
     """
     model.train()
-    loss_sum = torch.zeros((), device=loader.device)
-    correct = torch.zeros((), dtype=torch.long, device=loader.device)
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for X, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0, disable=not progress):
-        output = model(X)                        # forward: log-probabilities or logits
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)  # no-op for FastLoader
+        output = model(X)                        # forward: one score per digit
         loss = F.cross_entropy(output, y)        # how wrong, averaged over the batch
         optimizer.zero_grad(set_to_none=True)
         loss.backward()                          # gradients of the loss for every weight
@@ -221,21 +226,25 @@ def train_one_epoch(model, loader, optimizer, scheduler=None, progress: bool = T
             scheduler.step()
         loss_sum += loss.detach() * len(y)
         correct += (output.argmax(dim=1) == y).sum()
-    n = len(loader.labels)
-    return loss_sum.item() / n, 100.0 * correct.item() / n
+        seen += len(y)
+    return loss_sum.item() / seen, 100.0 * correct.item() / seen
 
 
 @torch.inference_mode()
-def evaluate(model, loader) -> tuple[float, int]:
-    """Mean loss and number of correct predictions on ``loader``; no gradients, no dropout."""
+def evaluate(model, loader) -> tuple[float, int, int]:
+    """(mean loss, correct predictions, images) over ``loader``; no gradients, no dropout."""
     model.eval()
-    loss_sum = torch.zeros((), device=loader.device)
-    correct = torch.zeros((), dtype=torch.long, device=loader.device)
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    seen = 0
     for X, y in loader:
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
         output = model(X)
         loss_sum += F.cross_entropy(output, y, reduction="sum")
         correct += (output.argmax(dim=1) == y).sum()
-    return loss_sum.item() / len(loader.labels), int(correct.item())
+        seen += len(y)
+    return loss_sum.item() / seen, int(correct.item()), seen
 
 
 @torch.inference_mode()
@@ -243,8 +252,9 @@ def predict(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted labels, true labels) for a whole loader, on the CPU, for the error plots."""
     model.eval()
     predictions, labels = [], []
+    device = next(model.parameters()).device
     for X, y in loader:
-        predictions.append(model(X).argmax(dim=1).cpu())
+        predictions.append(model(X.to(device)).argmax(dim=1).cpu())
         labels.append(y.cpu())
     return torch.cat(predictions), torch.cat(labels)
 
@@ -278,9 +288,9 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
                                                 progress, desc=f"epoch {epoch}")
         if scheduler is not None and not per_batch:
             scheduler.step()
-        test_loss, correct = evaluate(model, test_loader)
+        test_loss, correct, total = evaluate(model, test_loader)
         seconds = time.perf_counter() - start
-        test_acc = 100.0 * correct / len(test_loader.labels)
+        test_acc = 100.0 * correct / total
         for name, value in [("lr", lr), ("train_loss", train_loss), ("train_acc", train_acc),
                             ("test_loss", test_loss), ("test_acc", test_acc), ("test_correct", correct),
                             ("seconds", seconds)]:
@@ -301,5 +311,6 @@ def save_run(model: torch.nn.Module, history: History, name: str) -> tuple[Path,
     weights = base / "models" / f"{name}.pt"
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-    print(f"Saved {results} and {weights}")
+    shown = [p.relative_to(base) if base == REPO_ROOT else p for p in (results, weights)]
+    print(f"Saved {shown[0]} and {shown[1]}")
     return results, weights

@@ -1,0 +1,99 @@
+"""The notebooks against their records: shared cells, Result cells, stored weights, safe re-execution."""
+
+import copy
+import json
+
+import nbformat
+import pytest
+import torch
+
+from helpers import data, journey
+from helpers.train import History, evaluate
+
+NOTEBOOKS = journey.notebook_paths()
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "notebooks/NN_topic.ipynb expected"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_shared_cells_are_stamped(path):
+    nb = nbformat.read(path, as_version=4)
+    assert not journey.stamp(copy.deepcopy(nb), path.stem), "run `python -m helpers.journey --stamp-only`"
+    assert nb.cells[0].source.startswith("# "), "cell 0 is the title"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown"]
+    for heading in ("## Target", "## Result", "## Analysis"):
+        assert heading in headings, f"{path.name} has no '{heading}' cell"
+    assert headings.index("## Target") < headings.index("## Result") < headings.index("## Analysis")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_parameter_count_cells_are_checked_by_nbval(path):
+    nb = nbformat.read(path, as_version=4)
+    printing = [c for c in nb.cells if c.cell_type == "code" and ("show_summary(" in c.source or "count_parameters(" in c.source)]
+    assert printing, f"{path.name} never prints its parameter count"
+    for cell in printing:
+        assert cell.source.startswith("# NBVAL_CHECK_OUTPUT"), cell.source[:80]
+        assert cell.outputs, "the stored output is what nbval compares against"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_executed_for_real_without_errors(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.execution_count is not None, f"{path.name} has an unexecuted cell"
+            assert all(o.output_type != "error" for o in cell.outputs)
+    logs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "SMOKE MODE" not in logs, "the stored outputs come from a smoke run"
+    assert "Device: " in logs, "the stored log names its device"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_result_cell_states_the_recorded_numbers(path):
+    record = journey.RESULTS / f"{path.stem}.json"
+    assert record.exists(), f"{record} missing: run `python -m helpers.journey --steps {path.stem[:2]}`"
+    nb = nbformat.read(path, as_version=4)
+    cell = nb.cells[journey.result_cell_index(nb)].source
+    assert cell == journey.result_markdown(History.load(record), path.stem)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_weights_reproduce_the_recorded_accuracy(path, mnist_root, full_data):
+    """Reload models/NN.pt and test it on all 10k images on the CPU: at most 2 images off the log."""
+    history = History.load(journey.RESULTS / f"{path.stem}.json")
+    model = journey.load_architecture(path)["Net"]()
+    model.load_state_dict(torch.load(journey.REPO_ROOT / "models" / f"{path.stem}.pt"))
+    test = data.FastLoader(*data.load_mnist(False, mnist_root), 1_000)
+    _, correct, total = evaluate(model, test)
+    assert total == 10_000
+    assert abs(correct - history.test_correct[-1]) <= 2, (correct, history.test_correct[-1])
+    assert sum(p.numel() for p in model.parameters()) == history.params
+
+
+def test_a_failing_notebook_leaves_the_committed_one_unchanged(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 98 · broken"),
+        nbformat.v4.new_code_cell(""),
+        nbformat.v4.new_code_cell(""),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('boom')"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    path = tmp_path / "98_broken.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match=r"98_broken.ipynb: cell 4 of 4 code cells failed.*unchanged"):
+        journey.execute(path)
+    assert path.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [path], "no temporary file left behind"
+
+
+def test_runner_reports_unknown_steps(capsys):
+    assert journey.main(["--steps", "77"]) == 2
+    assert "no notebooks match" in capsys.readouterr().err
