@@ -8,7 +8,8 @@
 
 from .data import ensure_mnist, load_mnist, smoke_mode
 from .summary import count_parameters, receptive_field_table, show_summary
-from .train import Config, History, choose_device, fit, save_run, set_seed
+from .train import Config, History, choose_device, fit, fit_seeds, predict_test_set, save_run, save_seeds, set_seed
 
-__all__ = ["Config", "History", "choose_device", "count_parameters", "ensure_mnist", "fit", "load_mnist",
-           "receptive_field_table", "save_run", "set_seed", "show_summary", "smoke_mode"]
+__all__ = ["Config", "History", "choose_device", "count_parameters", "ensure_mnist", "fit", "fit_seeds", "load_mnist",
+           "predict_test_set", "receptive_field_table", "save_run", "save_seeds", "set_seed", "show_summary",
+           "smoke_mode"]

@@ -46,7 +46,8 @@ IMPORTS_SOURCE = '''import torch
 from torch import nn
 import torch.nn.functional as F
 
-from helpers import Config, fit, load_mnist, plots, save_run, set_seed, show_summary'''
+from helpers import (Config, fit, fit_seeds, load_mnist, plots, predict_test_set, save_run, save_seeds, set_seed,
+                     show_summary)'''
 
 BADGE_PREFIX = "[![Open In Colab]"
 
@@ -180,16 +181,113 @@ def execute(path: Path, smoke: bool = False, timeout: int | None = None) -> floa
     return seconds
 
 
+README = REPO_ROOT / "README.md"
+
+
+def step_title(path: Path) -> str:
+    """'Fewer parameters' from the title cell '# 02 · Fewer parameters: ...'."""
+    title = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
+    return title.split("·", 1)[-1].split(":", 1)[0].strip()
+
+
+def journey_table() -> str:
+    """The README's results table, one row per notebook, from results/NN_topic.json."""
+    lines = ["| step | notebook | parameters | best test % (epoch) | worst of last 3 % | epochs ≥ 99.4 % | Colab |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for path in notebook_paths():
+        record = RESULTS / f"{path.stem}.json"
+        link = f"[{step_title(path)}](notebooks/{path.name})"
+        if record.exists():
+            s = History.load(record).summary()
+            numbers = (f"{s['params']:,} | {s['best_test_acc']:.2f} ({s['best_epoch']}) | {s['last3_min']:.2f} | "
+                       f"{len(s['epochs_at_target'])} of {s['epochs']}")
+        else:
+            numbers = "not run yet | | |"
+        lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {badge(path.stem)} |")
+    return "\n".join(lines)
+
+
+def headline() -> str:
+    """The README's headline claim, from the final notebook's seed table."""
+    records = sorted(RESULTS.glob("[0-9][0-9]_*seeds.json"))
+    if not records:
+        return "*The final model has not been run yet.*"
+    summary = json.loads(records[-1].read_text())
+    stats, n = summary["stats"], len(summary["rows"])
+    held = sum(r["last3_min"] >= TARGET for r in summary["rows"])
+    return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds, the worst of the last "
+            f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
+            f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
+            f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
+            f"(`{records[-1].relative_to(REPO_ROOT)}`)")
+
+
+def bench_table() -> str:
+    """The README's performance table, from results/bench_*.json (``make bench``)."""
+    lines = []
+    for record in sorted(RESULTS.glob("bench_*.json")):
+        b = json.loads(record.read_text())
+        ref, ours = b["median"]["reference"], b["median"]["helpers"]
+        lines += [f"On **{b['device']}**, torch {b['torch']}, {b['threads']} threads, {b['notebook']}'s model and config, "
+                  f"median of {b['repeats']} alternating runs (`{record.relative_to(REPO_ROOT)}`):", "",
+                  "| pipeline | s / training epoch | images / s | s / test pass | peak memory (MiB) |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, row in (("torchvision + DataLoader "
+                           f"(num_workers={b['reference_workers']})", ref), ("helpers (FastLoader)", ours)):
+            lines.append(f"| {name} | {row['train_seconds']:.2f} | {row['train_images_per_s']:,.0f} | "
+                         f"{row['test_seconds']:.2f} | {row['peak_mib']:,.0f} |")
+        lines += ["", f"Speed-up: **{b['speedup']['train']:.2f}×** per training epoch, "
+                      f"{b['speedup']['test']:.2f}× per test pass.", ""]
+    return "\n".join(lines).strip() or "*No benchmark recorded yet: run `make bench`.*"
+
+
+SECTIONS = {"journey-table": journey_table, "headline": headline, "bench": bench_table}
+
+
+def readme_sections(text: str) -> dict[str, tuple[int, int]]:
+    """Where each generated section sits in the README: between <!-- NAME:start --> and <!-- NAME:end -->."""
+    spans = {}
+    for name in SECTIONS:
+        start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start_mark in text:
+            spans[name] = (text.index(start_mark) + len(start_mark), text.index(end_mark))
+    return spans
+
+
+def update_readme(readme: Path = README) -> bool:
+    """Regenerate the README's generated sections and images/journey.png. True if the README changed."""
+    text = readme.read_text()
+    new = text
+    for name in SECTIONS:
+        span = readme_sections(new).get(name)
+        if span:
+            new = new[:span[0]] + "\n" + SECTIONS[name]() + "\n" + new[span[1]:]
+    records = [RESULTS / f"{p.stem}.json" for p in notebook_paths() if (RESULTS / f"{p.stem}.json").exists()]
+    if records:
+        from .plots import journey_plot
+
+        (REPO_ROOT / "images").mkdir(exist_ok=True)
+        journey_plot(records).savefig(REPO_ROOT / "images" / "journey.png", dpi=110)
+    if new != text:
+        readme.write_text(new)
+        return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", nargs="*", help="two-digit step numbers to run (default: all)")
     parser.add_argument("--smoke", action="store_true", help="small data, 1 epoch; replaces no notebook")
     parser.add_argument("--stamp-only", action="store_true", help="only rewrite the shared cells")
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate the README table and images")
     args = parser.parse_args(argv)
     paths = notebook_paths(args.steps)
     if not paths:
         print(f"no notebooks match {args.steps} in {NOTEBOOKS}", file=sys.stderr)
         return 2
+    if args.readme_only:
+        update_readme()
+        return 0
     if args.stamp_only:
         for path in paths:
             nb = nbformat.read(path, as_version=4)
@@ -211,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         total += seconds
         print(f"[{number}/{len(paths)}] {path.name} done in {seconds:.0f} s", flush=True)
     print(f"{len(paths)} notebook(s) in {total:.0f} s")
+    if not args.smoke:
+        update_readme()
+        print("README table and images/journey.png updated from results/")
     return 0
 
 

@@ -300,13 +300,18 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     return history
 
 
+def _output_base(smoke: bool) -> Path:
+    """Where runs are recorded: the repository, or a temporary folder for smoke runs."""
+    return Path(tempfile.gettempdir()) / "mnist8k-smoke" if smoke else REPO_ROOT
+
+
 def save_run(model: torch.nn.Module, history: History, name: str) -> tuple[Path, Path]:
     """Store a step's history in results/NAME.json and its final weights in models/NAME.pt.
 
     Smoke runs go to a temporary folder instead, so the test command never
     overwrites the recorded results.
     """
-    base = Path(tempfile.gettempdir()) / "mnist8k-smoke" if history.smoke else REPO_ROOT
+    base = _output_base(history.smoke)
     results = history.save(base / "results" / f"{name}.json")
     weights = base / "models" / f"{name}.pt"
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -314,3 +319,57 @@ def save_run(model: torch.nn.Module, history: History, name: str) -> tuple[Path,
     shown = [p.relative_to(base) if base == REPO_ROOT else p for p in (results, weights)]
     print(f"Saved {shown[0]} and {shown[1]}")
     return results, weights
+
+
+def fit_seeds(make_model, config: Config, seeds: list[int], **fit_kwargs) -> list[History]:
+    """Train the same architecture and config once per seed (step 13): how much of a result is luck?"""
+    histories = []
+    for seed in seeds:
+        print(f"--- seed {seed} ---")
+        set_seed(seed)
+        histories.append(fit(make_model(), dataclasses.replace(config, seed=seed), **fit_kwargs))
+    return histories
+
+
+def seed_summary(histories: list[History]) -> dict:
+    """Per seed: best, last, worst of the last 3 epochs, epochs at >= 99.4 %; then mean and std of each."""
+    rows = [{"seed": h.config["seed"], "best": h.best_test_acc, "last": h.last_test_acc, "last3_min": h.last3_min,
+             "epochs_at_target": len(h.epochs_at_target)} for h in histories]
+    stats = {}
+    for key in ("best", "last", "last3_min", "epochs_at_target"):
+        values = torch.tensor([float(r[key]) for r in rows], dtype=torch.float64)
+        stats[key] = {"mean": values.mean().item(), "std": values.std().item() if len(rows) > 1 else 0.0,
+                      "min": values.min().item()}
+    return {"params": histories[0].params, "epochs": histories[0].epochs, "rows": rows, "stats": stats,
+            "all_last3_at_target": all(r["last3_min"] >= TARGET for r in rows)}
+
+
+def save_seeds(histories: list[History], name: str) -> dict:
+    """Summarize a multi-seed run, print the table, store it in results/NAME.json (smoke runs: a temp folder)."""
+    summary = seed_summary(histories)
+    print(format_seed_table(summary))
+    path = _output_base(histories[0].smoke) / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+@torch.inference_mode()
+def predict_test_set(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(images, predicted labels, true labels) for the whole test set, on the CPU, for the error plots."""
+    images, labels = data.load_mnist(train=False)
+    device = next(model.parameters()).device
+    predicted, _ = predict(model, data.FastLoader(images, labels, 1_000, device=device))
+    return images, predicted, labels
+
+
+def format_seed_table(summary: dict) -> str:
+    lines = [f"{'seed':>5}{'best %':>9}{'last %':>9}{'min last 3 %':>14}{'epochs >= 99.4':>16}"]
+    for r in summary["rows"]:
+        lines.append(f"{r['seed']:>5}{r['best']:>9.2f}{r['last']:>9.2f}{r['last3_min']:>14.2f}{r['epochs_at_target']:>16}")
+    s = summary["stats"]
+    lines.append(f"{'mean':>5}{s['best']['mean']:>9.2f}{s['last']['mean']:>9.2f}{s['last3_min']['mean']:>14.2f}"
+                 f"{s['epochs_at_target']['mean']:>16.1f}")
+    lines.append(f"{'std':>5}{s['best']['std']:>9.2f}{s['last']['std']:>9.2f}{s['last3_min']['std']:>14.2f}"
+                 f"{s['epochs_at_target']['std']:>16.1f}")
+    return "\n".join(lines)

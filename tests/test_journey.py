@@ -97,3 +97,38 @@ def test_a_failing_notebook_leaves_the_committed_one_unchanged(tmp_path):
 def test_runner_reports_unknown_steps(capsys):
     assert journey.main(["--steps", "77"]) == 2
     assert "no notebooks match" in capsys.readouterr().err
+
+
+def test_readme_generated_sections_are_up_to_date():
+    text = journey.README.read_text()
+    spans = journey.readme_sections(text)
+    assert set(spans) == set(journey.SECTIONS), "the README lost a generated section's markers"
+    for name, (start, end) in spans.items():
+        assert text[start:end].strip() == journey.SECTIONS[name](), f"stale {name}: run `python -m helpers.journey --readme-only`"
+
+
+def recorded_percentages(upto: str) -> set[str]:
+    """Every accuracy recorded by the steps up to ``upto`` (each epoch, train and test; seed tables), as 'NN.NN'."""
+    found = {f"{journey.TARGET:.2f}"}
+    for record in sorted(journey.RESULTS.glob("[0-9][0-9]_*.json")):
+        if record.stem[:2] > upto[:2]:
+            continue
+        content = json.loads(record.read_text())
+        if "rows" in content:  # a seed table
+            found |= {f"{row[k]:.2f}" for row in content["rows"] for k in ("best", "last", "last3_min")}
+            found |= {f"{v:.2f}" for stats in content["stats"].values() for v in stats.values()}
+        else:
+            found |= {f"{a:.2f}" for a in content["test_acc"] + content["train_acc"]}
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_analysis_quotes_only_recorded_accuracies(path):
+    """Every 'NN.NN %' in the Analysis is a number some recorded run printed (this step or an earlier one)."""
+    import re
+
+    nb = nbformat.read(path, as_version=4)
+    analysis = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Analysis"))
+    quoted = set(re.findall(r"(\d{2}\.\d{2}) ?%", analysis))
+    assert quoted, f"{path.name}: the Analysis should reason from the recorded numbers"
+    assert quoted <= recorded_percentages(path.stem), quoted - recorded_percentages(path.stem)

@@ -112,3 +112,16 @@ def test_choose_device_falls_back_to_cpu(monkeypatch, capsys):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert train.choose_device().type == "cpu"
     assert "cpu" in capsys.readouterr().out
+
+
+def test_seed_summary_and_table():
+    histories = [fake_history([99.0, 99.5, 99.45, 99.41]), fake_history([99.2, 99.3, 99.42, 99.38])]
+    histories[0].config, histories[1].config = {"seed": 1}, {"seed": 2}
+    summary = train.seed_summary(histories)
+    assert [r["last3_min"] for r in summary["rows"]] == [99.41, 99.3]
+    assert [r["epochs_at_target"] for r in summary["rows"]] == [3, 1]
+    assert summary["stats"]["best"]["mean"] == pytest.approx(99.46)
+    assert summary["stats"]["last3_min"]["min"] == pytest.approx(99.3)
+    assert not summary["all_last3_at_target"]
+    table = train.format_seed_table(summary)
+    assert "mean" in table and "99.41" in table
