@@ -1,6 +1,7 @@
 """The notebooks against their records: shared cells, Result cells, stored weights, safe re-execution."""
 
 import copy
+import os
 import json
 
 import nbformat
@@ -132,3 +133,25 @@ def test_analysis_quotes_only_recorded_accuracies(path):
     quoted = set(re.findall(r"(\d{2}\.\d{2}) ?%", analysis))
     assert quoted, f"{path.name}: the Analysis should reason from the recorded numbers"
     assert quoted <= recorded_percentages(path.stem), quoted - recorded_percentages(path.stem)
+
+
+def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
+    """The NBVAL_CHECK_OUTPUT cell is a real check: a stored count that differs from the model's fails nbval."""
+    import subprocess
+    import sys
+
+    path = NOTEBOOKS[0]
+    nb = nbformat.read(path, as_version=4)
+    params = History.load(journey.RESULTS / f"{path.stem}.json").params
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT"))
+    for output in cell.outputs:
+        if "text" in output:
+            output.text = output.text.replace(f"{params:,}", f"{params + 1:,}")
+    nb.cells = nb.cells[:nb.cells.index(cell) + 1]  # training is not needed for this check
+    tampered = tmp_path / path.name
+    nbformat.write(nb, tampered)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                             "--nbval-current-env", "-o", "addopts=", "--rootdir", str(tmp_path), str(tampered)],
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MNIST8K_SMOKE": "1"})
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "1 failed" in result.stdout and f"{params + 1:,}" in result.stdout
