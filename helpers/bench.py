@@ -47,6 +47,7 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     train.set_seed(config.seed)
     model = namespace["Net"]().to(device)
     optimizer = train.make_optimizer(model, config)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # torch, CUDA libraries, the model
     if pipeline == "reference":
         train_loader = data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
                                              num_workers=workers)
@@ -63,8 +64,10 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     _, correct, seen = train.evaluate(model, test_loader)
     test_seconds = time.perf_counter() - start
     trained = min(len(train_loader) if batches is None else batches, len(train_loader)) * config.batch_size
+    # Peak memory the pipeline and training added: GPU memory on a GPU, else the process's peak RSS
+    # above what importing torch and building the model took (DataLoader workers not included).
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline)
     return {"pipeline": pipeline, "workers": workers, "train_seconds": train_seconds,
             "train_images": min(trained, 60_000 if not data.smoke_mode() else data.SMOKE_TRAIN),
             "test_seconds": test_seconds, "test_images": seen, "test_accuracy": 100 * correct / seen,

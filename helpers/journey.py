@@ -230,7 +230,7 @@ def bench_table() -> str:
         ref, ours = b["median"]["reference"], b["median"]["helpers"]
         lines += [f"On **{b['device']}**, torch {b['torch']}, {b['threads']} threads, {b['notebook']}'s model and config, "
                   f"median of {b['repeats']} alternating runs (`{record.relative_to(REPO_ROOT)}`):", "",
-                  "| pipeline | s / training epoch | images / s | s / test pass | peak memory (MiB) |",
+                  "| pipeline | s / training epoch | images / s | s / test pass | peak memory added (MiB) |",
                   "|---|---:|---:|---:|---:|"]
         for name, row in (("torchvision + DataLoader "
                            f"(num_workers={b['reference_workers']})", ref), ("helpers (FastLoader)", ours)):

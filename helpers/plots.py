@@ -29,7 +29,7 @@ def training_curves(history: History, title: str = ""):
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     ax_loss.plot(epochs, history.train_loss, "o-", label="train")
     ax_loss.plot(epochs, history.test_loss, "o-", label="test")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="loss", yscale="log")
     ax_acc.plot(epochs, history.train_acc, "o-", label="train")
     ax_acc.plot(epochs, history.test_acc, "o-", label="test")
     ax_acc.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
