@@ -79,19 +79,20 @@ def stamp(nb: nbformat.NotebookNode, name: str) -> bool:
     return before != [c.source for c in cells[:3]]
 
 
-def load_architecture(path: Path) -> dict:
-    """Run a notebook's imports and its model cell (the one defining ``Net``); return the names it made.
+def load_architecture(path: Path, name: str = "Net") -> dict:
+    """Run a notebook's imports and the cell defining ``Net`` (and ``name``, if another); return the names made.
 
-    The tests and the benchmark rebuild a step's model and config from the
+    The tests and the benchmark rebuild a step's models and config from the
     notebook itself, so there is no second copy of any architecture.
     """
     nb = nbformat.read(path, as_version=4)
-    cells = [c.source for c in nb.cells if c.cell_type == "code" and "class Net" in c.source]
-    if len(cells) != 1:
-        raise ValueError(f"{path.name}: expected one code cell defining `class Net`, found {len(cells)}")
     namespace: dict = {}
     exec(IMPORTS_SOURCE, namespace)
-    exec(cells[0], namespace)
+    for cls in dict.fromkeys(["Net", name]):
+        cells = [c.source for c in nb.cells if c.cell_type == "code" and f"class {cls}(" in c.source]
+        if len(cells) != 1:
+            raise ValueError(f"{path.name}: expected one code cell defining `class {cls}`, found {len(cells)}")
+        exec(cells[0], namespace)
     return namespace
 
 

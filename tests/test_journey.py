@@ -65,12 +65,30 @@ def test_result_cell_states_the_recorded_numbers(path):
     assert cell == journey.result_markdown(History.load(record), path.stem)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_stored_weights_reproduce_the_recorded_accuracy(path, mnist_root, full_data):
-    """Reload models/NN.pt and test it on all 10k images on the CPU: at most 2 images off the log."""
-    history = History.load(journey.RESULTS / f"{path.stem}.json")
-    model = journey.load_architecture(path)["Net"]()
-    model.load_state_dict(torch.load(journey.REPO_ROOT / "models" / f"{path.stem}.pt"))
+EXTRA_MODELS = {"13_squeeze": "SmallNet"}  # record -> class, for a notebook that trains a second model
+
+
+def recorded_models():
+    """(notebook, class name, record name) for every model whose weights are stored."""
+    found = [(path, "Net", path.stem) for path in NOTEBOOKS]
+    for record, cls in EXTRA_MODELS.items():
+        paths = [p for p in NOTEBOOKS if p.stem[:2] == record[:2]]
+        if paths and (journey.RESULTS / f"{record}.json").exists():
+            found.append((paths[0], cls, record))
+    return found
+
+
+def test_every_stored_model_is_checked():
+    records = {r.stem for r in journey.RESULTS.glob("[0-9][0-9]_*.json") if "seeds" not in r.stem}
+    assert records == {record for _, _, record in recorded_models()}
+
+
+@pytest.mark.parametrize("path, cls, record", recorded_models(), ids=lambda v: getattr(v, "stem", str(v)))
+def test_stored_weights_reproduce_the_recorded_accuracy(path, cls, record, mnist_root, full_data):
+    """Reload models/NAME.pt and test it on all 10k images on the CPU: at most 2 images off the log."""
+    history = History.load(journey.RESULTS / f"{record}.json")
+    model = journey.load_architecture(path, cls)[cls]()
+    model.load_state_dict(torch.load(journey.REPO_ROOT / "models" / f"{record}.pt"))
     test = data.FastLoader(*data.load_mnist(False, mnist_root), 1_000)
     _, correct, total = evaluate(model, test)
     assert total == 10_000
@@ -155,3 +173,14 @@ def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "MNIST8K_SMOKE": "1"})
     assert result.returncode == 1, result.stdout[-2000:]
     assert "1 failed" in result.stdout and f"{params + 1:,}" in result.stdout
+
+
+def test_readme_prose_quotes_only_recorded_accuracies():
+    """Outside the generated sections, every 'NN.NN %' in the README is a number a recorded run printed."""
+    import re
+
+    text = journey.README.read_text()
+    for start, end in sorted(journey.readme_sections(text).values(), reverse=True):
+        text = text[:start] + text[end:]
+    quoted = set(re.findall(r"(\d{2}\.\d{2}) ?%", text))
+    assert quoted <= recorded_percentages("99"), quoted - recorded_percentages("99")
