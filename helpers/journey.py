@@ -205,6 +205,13 @@ def journey_table() -> str:
         else:
             numbers = "not run yet | | |"
         lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {badge(path.stem)} |")
+    histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
+                 if (RESULTS / f"{p.stem}.json").exists()]
+    if histories:
+        devices = sorted({h.device for h in histories})
+        minutes = sum(sum(h.seconds) for h in histories) / 60
+        lines += ["", f"Training time of these {len(histories)} runs (one per step, seed runs and the squeeze not "
+                      f"counted): {minutes:.0f} min on {', '.join(devices)}."]
     return "\n".join(lines)
 
 

@@ -78,19 +78,20 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int
 
 
 def journey_plot(result_files: list[str | Path]):
-    """Parameters against accuracy for every step, read from the saved histories."""
+    """Accuracy and parameters, step by step, read from the saved histories."""
     steps = [(Path(f).stem, History.load(f)) for f in sorted(result_files)]
-    fig, ax = plt.subplots(figsize=(9, 5))
-    params = [h.params for _, h in steps]
-    ax.plot(params, [h.best_test_acc for _, h in steps], "o", label="best epoch")
-    ax.plot(params, [h.last3_min for _, h in steps], "s", label="worst of last 3 epochs")
-    for name, h in steps:
-        ax.annotate(name.split("_")[0], (h.params, h.last3_min), textcoords="offset points", xytext=(4, -10),
-                    fontsize=8)
-    ax.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
-    ax.axvline(8000, color="crimson", linestyle=":", linewidth=1, label="8,000 parameters")
-    ax.set(xscale="log", xlabel="parameters (log scale)", ylabel="test accuracy (%)", title="the journey")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    labels = [name.split("_")[0] for name, _ in steps]
+    x = range(len(steps))
+    fig, (ax_acc, ax_params) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[3, 2])
+    ax_acc.plot(x, [h.best_test_acc for _, h in steps], "o-", label="best epoch")
+    ax_acc.plot(x, [h.last3_min for _, h in steps], "s-", label="worst of the last 3 epochs")
+    ax_acc.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
+    ax_acc.set(ylabel="test accuracy (%)", title="the journey")
+    ax_params.bar(x, [h.params for _, h in steps], color="tab:gray")
+    ax_params.axhline(8000, color="crimson", linestyle=":", linewidth=1, label="8,000 parameters")
+    ax_params.set(ylabel="parameters", xlabel="step", xticks=list(x), xticklabels=labels)
+    for ax in (ax_acc, ax_params):
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
