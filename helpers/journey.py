@@ -227,7 +227,18 @@ def headline() -> str:
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(REPO_ROOT)}`)")
+            f"(`{records[-1].relative_to(REPO_ROOT)}`)" + squeeze_line(records[-1].stem[:2]))
+
+
+def squeeze_line(step: str) -> str:
+    """One sentence on the squeezed model of the final step, if it was trained."""
+    squeezed = sorted(RESULTS.glob(f"{step}_squeeze*.json"))
+    if not squeezed:
+        return ""
+    s = History.load(squeezed[-1]).summary()
+    held = "holds" if s["last3_min"] >= TARGET else "does not hold"
+    return (f"\n\nSqueezed to **{s['params']:,} parameters**, the same recipe {held} the bar: best "
+            f"{s['best_test_acc']:.2f} %, worst of the last 3 epochs {s['last3_min']:.2f} % (one seed).")
 
 
 def bench_table() -> str:
