@@ -223,6 +223,15 @@ def _extract_from_mirror(staging: Path, cache: Path) -> None:
 # The one entry point
 # --------------------------------------------------------------------------
 
+_CHECKED: set[tuple] = set()
+
+
+def _folder_stamp(raw: Path) -> tuple:
+    """Path, size and modification time of each raw file: changes whenever a file does."""
+    stats = [(raw / name).stat() if (raw / name).is_file() else None for name in RAW_FILES]
+    return (str(raw.resolve()), *((s.st_size, s.st_mtime_ns) if s else None for s in stats))
+
+
 def ensure_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = ("folder", "torchvision", "mirror"),
                  cache: str | Path | None = None, verbose: bool = True) -> Path:
     """Make sure ``root/MNIST/raw`` holds a checked copy of MNIST and return ``root``.
@@ -244,7 +253,10 @@ def ensure_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = (
     for source in sources:
         if source == "folder":
             try:
-                check_raw_folder(raw)
+                stamp = _folder_stamp(raw)
+                if stamp not in _CHECKED:  # each fit loads two splits: check the files once, not every time
+                    check_raw_folder(raw)
+                    _CHECKED.add(_folder_stamp(raw))
                 return root
             except MNISTError as exc:
                 if raw.exists():

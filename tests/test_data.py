@@ -185,3 +185,12 @@ def test_fast_loader_equals_reference_pipeline_without_augmentation(mnist_root, 
     assert len(fast) == len(reference)
     for (Xf, yf), (Xr, yr) in zip(fast, reference):
         assert torch.equal(Xf, Xr) and torch.equal(yf, yr)
+
+
+def test_a_file_damaged_after_a_good_check_is_caught(raw_copy):
+    root = raw_copy.parent.parent
+    data.ensure_mnist(root, sources=("folder",), verbose=False)  # checked once, remembered
+    victim = raw_copy / "train-images-idx3-ubyte"
+    victim.write_bytes(victim.read_bytes()[:-784])
+    with pytest.raises(data.MNISTError, match="train-images-idx3-ubyte"):
+        data.ensure_mnist(root, sources=("folder",), verbose=False)
