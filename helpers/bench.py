@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     device = train.choose_device()
-    print(f"Benchmark on {notebook.name}: {load_architecture(notebook)['config']}")
+    config = load_architecture(notebook)["config"]
+    print(f"Benchmark on {notebook.name}: {config}")
     workers, probe = best_workers(notebook)
     print(f"reference DataLoader: num_workers={workers} (probe, s for 60 batches: "
           f"{ {w: round(s, 2) for w, s in probe.items()} })")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     speedup = {"train": table["reference"]["train_seconds"] / table["helpers"]["train_seconds"],
                "test": table["reference"]["test_seconds"] / table["helpers"]["test_seconds"]}
     record = {
-        "notebook": notebook.name, "config": load_architecture(notebook)["config"].__dict__,
+        "notebook": notebook.name, "config": config.__dict__,
         "device": train.describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "repeats": args.repeats, "reference_workers": workers, "smoke": data.smoke_mode(),
         "median": table, "speedup": speedup, "runs": runs,
