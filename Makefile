@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # Where a torch is already installed (Colab), the venv sees it instead of downloading another.
 VENV_FLAGS := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 && echo --system-site-packages)
 
-.PHONY: setup journey test bench clean-venv
+.PHONY: setup journey test bench bench-accuracy profile clean-venv
 
 setup: $(VENV)/.installed
 
@@ -25,8 +25,17 @@ journey: setup
 test: setup
 	MNIST8K_SMOKE=1 $(PY) -m pytest
 
+# Speed: the final model trained one epoch through torchvision's pipeline and through helpers (~5 min on 2 cores).
 bench: setup
 	$(PY) -m helpers.bench
+
+# Where a training step's time goes (~1 min).
+profile: setup
+	$(PY) -m helpers.bench --profile
+
+# Same accuracy: the final config trained in full through torchvision's pipeline, 5 seeds (~45 min on 2 cores).
+bench-accuracy: setup
+	$(PY) -m helpers.bench --accuracy
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,6 +3,8 @@
     python -m helpers.bench                 # the final notebook's model and config
     python -m helpers.bench --notebook 05   # another step's
     python -m helpers.bench --repeats 5
+    python -m helpers.bench --accuracy      # full runs through the reference pipeline
+    python -m helpers.bench --profile       # where a training step's time goes
 
 Each measurement trains one epoch and tests once, from the same freshly
 initialised model, in a subprocess of its own (so its peak memory is its
@@ -14,11 +16,24 @@ written to ``results/bench_<device>.json``.
   ``ToTensor`` + ``Normalize`` in a ``DataLoader`` (the fastest
   ``num_workers`` found by a short probe);
 - helpers: ``FastLoader`` and the training loop ``fit`` uses.
+
+``--accuracy`` answers the other question, whether the fast loader teaches the
+model the same thing: it trains the notebook's model for its full config
+through the reference pipeline, once per seed, from the same initial weights
+as the notebook's seed runs, and stores the result beside theirs in
+``results/reference_pipeline_seeds.json``.
+
+``--profile`` says where the time of the helpers pipeline goes: per phase of a
+training step (batch, forward, backward, optimizer), timed directly, and per
+kind of operation, from ``torch.profiler``; it also times the same step under
+``torch.compile``. Written to ``results/profile_<device>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy as copy_module
+import dataclasses
 import itertools
 import json
 import os
@@ -30,6 +45,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from . import data, train
 from .journey import RESULTS, load_architecture, notebook_paths
@@ -39,21 +55,60 @@ def _limit(loader, batches: int | None):
     return loader if batches is None else itertools.islice(loader, batches)
 
 
+PIPELINES = {
+    "reference": "torchvision + DataLoader",
+    "reference_kept_memory": "the same, with helpers' malloc setting",
+    "helpers": "helpers (FastLoader)",
+}
+
+
+def _warm_up(model, batch_size: int, device: torch.device) -> None:
+    """One forward/backward pass on a copy of the model, so that the memory torch's own
+    code and kernels take is in the baseline, not charged to the pipeline measured after it."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        copy = copy_module.deepcopy(model)
+        copy(torch.zeros(batch_size, 1, 28, 28, device=device)).sum().backward()
+    del copy
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes. Linux: VmHWM, which ``_reset_peak_rss`` can reset
+    (``ru_maxrss`` cannot, and a subprocess starts with its parent's)."""
+    try:
+        with open("/proc/self/status") as f:
+            return 1024 * int(next(line for line in f if line.startswith("VmHWM")).split()[1])
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def _reset_peak_rss() -> None:
+    """Start the peak over from the current memory (Linux; elsewhere the peak keeps its past)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None = None) -> dict:
     """Train one epoch (or the first ``batches`` batches), then test once; time both."""
     device = train.choose_device(verbose=False)
     namespace = load_architecture(notebook)
     config = namespace["config"]
+    if device.type == "cpu" and pipeline != "reference":
+        train.keep_freed_memory()  # as fit() does
     train.set_seed(config.seed)
     model = namespace["Net"]().to(device)
     optimizer = train.make_optimizer(model, config)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # torch, CUDA libraries, the model
-    if pipeline == "reference":
+    _warm_up(model, config.batch_size, device)
+    _reset_peak_rss()
+    baseline = _peak_rss()  # torch, its kernels, the model
+    if pipeline == "helpers":
+        train_loader, test_loader = train.make_loaders(config, device)
+    else:
         train_loader = data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
                                              num_workers=workers)
         test_loader = data.reference_loader(False, 1_000, num_workers=workers)
-    else:
-        train_loader, test_loader = train.make_loaders(config, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -65,9 +120,9 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     test_seconds = time.perf_counter() - start
     trained = min(len(train_loader) if batches is None else batches, len(train_loader)) * config.batch_size
     # Peak memory the pipeline and training added: GPU memory on a GPU, else the process's peak RSS
-    # above what importing torch and building the model took (DataLoader workers not included).
+    # above the baseline (DataLoader workers not included).
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline)
+            else _peak_rss() - baseline)
     return {"pipeline": pipeline, "workers": workers, "train_seconds": train_seconds,
             "train_images": min(trained, 60_000 if not data.smoke_mode() else data.SMOKE_TRAIN),
             "test_seconds": test_seconds, "test_images": seen, "test_accuracy": 100 * correct / seen,
@@ -90,11 +145,169 @@ def best_workers(notebook: Path, batches: int = 60) -> tuple[int, dict]:
     return min(seconds, key=seconds.get), seconds
 
 
+# Which kind of work each aten operation is, for the profile's breakdown (first match wins).
+OP_KINDS = [("convolution, backward", ("convolution_backward",)),
+            ("convolution, forward", ("convolution",)),
+            ("BatchNorm", ("batch_norm",)),
+            ("max-pool", ("max_pool",)),
+            ("making the batch", ("grid_sampler", "affine_grid", "randperm", "index", "uniform", "linspace")),
+            ("ReLU, dropout, loss and other element-wise", ("threshold", "clamp", "relu", "mul", "add", "div",
+                                                             "sub", "fill_", "zero_", "bernoulli", "where", "softmax",
+                                                             "nll_loss", "sum", "mean", "copy_", "sqrt", "lerp",
+                                                             "addcmul", "addcdiv", "max", "argmax", "eq", "neg"))]
+
+
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+def _time_phases(model, batches, optimizer, scheduler, steps: int) -> dict[str, float]:
+    """Milliseconds per step of each phase, timed one after the other (a CPU runs them in order)."""
+    sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
+    totals = dict.fromkeys(["making the batch", "forward + loss", "backward", "optimizer + lr schedule"], 0.0)
+    model.train()
+    for _ in range(steps):
+        marks = [time.perf_counter()]
+        X, y = next(batches)
+        sync(); marks.append(time.perf_counter())
+        loss = F.cross_entropy(model(X), y)
+        sync(); marks.append(time.perf_counter())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        sync(); marks.append(time.perf_counter())
+        optimizer.step()
+        scheduler.step()
+        sync(); marks.append(time.perf_counter())
+        for name, start, end in zip(totals, marks, marks[1:]):
+            totals[name] += end - start
+    return {name: 1000 * seconds / steps for name, seconds in totals.items()}
+
+
+def profile(notebook: Path, steps: int = 100) -> dict:
+    """Where a training step of the helpers pipeline spends its time (``--profile``)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    namespace = load_architecture(notebook)
+    config = namespace["config"]
+    device = train.choose_device()
+    if device.type == "cpu":
+        train.keep_freed_memory()
+    train.set_seed(config.seed)
+    model = namespace["Net"]().to(device)
+    train_loader, _ = train.make_loaders(config, device)
+    batches = _forever(train_loader)  # each batch made when the step asks for it, as in fit
+    optimizer = train.make_optimizer(model, config)
+    scheduler, _ = train.make_scheduler(optimizer, config, len(train_loader))
+    _time_phases(model, batches, optimizer, scheduler, 10)  # warm-up
+    phases = _time_phases(model, batches, optimizer, scheduler, steps)
+    step_ms = sum(phases.values())
+    print(f"One training step, {notebook.name}'s model, batch {config.batch_size}, {train.describe_device(device)}:")
+    for name, ms in phases.items():
+        print(f"  {name:26s}{ms:7.2f} ms  {100 * ms / step_ms:5.1f} %")
+    print(f"  {'total':26s}{step_ms:7.2f} ms  = {step_ms * len(train_loader) / 1000:.1f} s per epoch of "
+          f"{len(train_loader)} steps")
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        _time_phases(model, batches, optimizer, scheduler, 30)
+    self_time = {}
+    for event in prof.key_averages():
+        us = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
+        if us > 0 and event.key.startswith("aten::"):
+            kind = next((k for k, needles in OP_KINDS if any(n in event.key for n in needles)), "other")
+            self_time[kind] = self_time.get(kind, 0.0) + us
+    total = sum(self_time.values())
+    kinds = {kind: 100 * us / total for kind, us in sorted(self_time.items(), key=lambda kv: -kv[1])}
+    print("Share of the operations' own time (torch.profiler, 30 steps):")
+    for kind, share in kinds.items():
+        print(f"  {kind:44s}{share:5.1f} %")
+
+    compiled = _time_compiled(namespace["Net"], config, device, batches, steps)
+    record = {"notebook": notebook.name, "device": train.describe_device(device), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "batch_size": config.batch_size, "steps": steps,
+              "steps_per_epoch": len(train_loader), "smoke": data.smoke_mode(), "phases_ms": phases,
+              "step_ms": step_ms, "op_kinds_percent": kinds, "compiled": compiled}
+    if not data.smoke_mode():
+        out = RESULTS / f"profile_{device.type}.json"
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"written to {out}")
+    return record
+
+
+def _time_compiled(make_model, config, device, batches, steps: int) -> dict:
+    """The same step, eager and under ``torch.compile`` (which ``fit`` does not use: see the README),
+    alternating on the same 20 full-size batches (another batch size would compile again)."""
+    fixed = [b for b in (next(batches) for _ in range(25)) if len(b[1]) == config.batch_size][:20]
+    models = {}
+    for kind in ("eager", "compiled"):
+        train.set_seed(config.seed)
+        model = make_model().to(device)
+        optimizer = train.make_optimizer(model, config)
+        scheduler, _ = train.make_scheduler(optimizer, config, 10 * steps)
+        models[kind] = (model if kind == "eager" else torch.compile(model), optimizer, scheduler)
+    try:
+        start = time.perf_counter()
+        _time_phases(*models["compiled"][:1], iter(fixed[:3]), *models["compiled"][1:], 3)  # compiles here
+        compile_seconds = time.perf_counter() - start
+    except Exception as exc:  # no C++ compiler, an unsupported platform, ...
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        print(f"torch.compile: not available here ({reason})")
+        return {"error": reason}
+    _time_phases(*models["eager"][:1], iter(fixed[:3]), *models["eager"][1:], 3)
+    ms: dict[str, list[float]] = {"eager": [], "compiled": []}
+    for round_ in range(3):
+        for kind in ("eager", "compiled") if round_ % 2 == 0 else ("compiled", "eager"):
+            model, optimizer, scheduler = models[kind]
+            ms[kind].append(sum(_time_phases(model, itertools.cycle(fixed), optimizer, scheduler, steps // 3).values()))
+    result = {kind: statistics.median(values) for kind, values in ms.items()}
+    print(f"Same 20 batches, alternating: eager {result['eager']:.2f} ms per step, torch.compile "
+          f"{result['compiled']:.2f} ms ({result['eager'] / result['compiled']:.2f}x) after {compile_seconds:.0f} s "
+          f"of compiling")
+    return {"eager_step_ms": result["eager"], "compiled_step_ms": result["compiled"],
+            "compile_seconds": compile_seconds}
+
+
+def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
+    """Full training runs through the reference pipeline, compared with the notebook's seed runs."""
+    namespace = load_architecture(notebook)
+    config = namespace["config"]
+    device = train.choose_device()
+    loaders = (data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
+                                     num_workers=workers),
+               data.reference_loader(False, 1_000, num_workers=workers))
+    histories = []
+    for seed in seeds:
+        print(f"--- reference pipeline, seed {seed} ---", flush=True)
+        train.set_seed(seed)  # as in the notebook: same seed, same initial weights
+        histories.append(train.fit(namespace["Net"](), dataclasses.replace(config, seed=seed), device=device,
+                                   progress=False, loaders=loaders))
+    reference = train.seed_summary(histories)
+    print("reference pipeline:\n" + train.format_seed_table(reference))
+    record = {"notebook": notebook.name, "device": train.describe_device(device), "torch": torch.__version__,
+              "smoke": data.smoke_mode(), "reference_workers": workers, "reference": reference,
+              "reference_histories": [dataclasses.asdict(h) for h in histories]}
+    helpers_record = RESULTS / f"{notebook.stem}_seeds.json"
+    if helpers_record.exists():
+        record["helpers"] = json.loads(helpers_record.read_text())
+        print(f"helpers (FastLoader), from {helpers_record.name}:\n" + train.format_seed_table(record["helpers"]))
+    if not data.smoke_mode():
+        out = RESULTS / "reference_pipeline_seeds.json"
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"written to {out}")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebook", default=None, help="two-digit step whose model/config to use (default: the last)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per pipeline (median is reported)")
-    parser.add_argument("--one", choices=["reference", "helpers"], help=argparse.SUPPRESS)
+    parser.add_argument("--accuracy", action="store_true",
+                        help="instead of timing: full training runs through the reference pipeline")
+    parser.add_argument("--profile", action="store_true", help="instead of the A/B timing: where a step's time goes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="seeds for --accuracy")
+    parser.add_argument("--one", choices=list(PIPELINES), help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -106,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:  # inside a measurement subprocess
         print(json.dumps(one_run(args.one, notebook, args.workers, args.batches)))
         return 0
+    if args.accuracy:
+        accuracy(notebook, args.seeds, args.workers)
+        return 0
+    if args.profile:
+        profile(notebook)
+        return 0
 
     device = train.choose_device()
     config = load_architecture(notebook)["config"]
@@ -113,13 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     workers, probe = best_workers(notebook)
     print(f"reference DataLoader: num_workers={workers} (probe, s for 60 batches: "
           f"{ {w: round(s, 2) for w, s in probe.items()} })")
-    runs: dict[str, list[dict]] = {"reference": [], "helpers": []}
+    # The malloc setting only matters on a CPU: the middle row separates its share from the loader's.
+    pipelines = list(PIPELINES) if device.type == "cpu" else ["reference", "helpers"]
+    runs: dict[str, list[dict]] = {pipeline: [] for pipeline in pipelines}
     for repeat in range(args.repeats):
-        order = ["reference", "helpers"] if repeat % 2 == 0 else ["helpers", "reference"]
-        for pipeline in order:
-            run = _subprocess(pipeline, notebook, workers if pipeline == "reference" else 0)
+        for pipeline in pipelines if repeat % 2 == 0 else pipelines[::-1]:
+            run = _subprocess(pipeline, notebook, 0 if pipeline == "helpers" else workers)
             runs[pipeline].append(run)
-            print(f"  {repeat + 1}/{args.repeats} {pipeline:9s} train {run['train_seconds']:6.2f} s  "
+            print(f"  {repeat + 1}/{args.repeats} {pipeline:22s} train {run['train_seconds']:6.2f} s  "
                   f"test {run['test_seconds']:5.2f} s  acc {run['test_accuracy']:.2f}%", flush=True)
 
     def median(pipeline: str, key: str) -> float:
@@ -136,15 +356,17 @@ def main(argv: list[str] | None = None) -> int:
         }
     speedup = {"train": table["reference"]["train_seconds"] / table["helpers"]["train_seconds"],
                "test": table["reference"]["test_seconds"] / table["helpers"]["test_seconds"]}
+    if "reference_kept_memory" in table:  # the malloc setting's share of the training speed-up
+        speedup["train_malloc_only"] = table["reference"]["train_seconds"] / table["reference_kept_memory"]["train_seconds"]
     record = {
         "notebook": notebook.name, "config": config.__dict__,
         "device": train.describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "repeats": args.repeats, "reference_workers": workers, "smoke": data.smoke_mode(),
         "median": table, "speedup": speedup, "runs": runs,
     }
-    print(f"\n{'pipeline':10s}{'s/epoch':>9s}{'img/s':>9s}{'test s':>8s}{'test img/s':>11s}{'peak MiB':>10s}")
+    print(f"\n{'pipeline':22s}{'s/epoch':>9s}{'img/s':>9s}{'test s':>8s}{'test img/s':>11s}{'peak MiB':>10s}")
     for pipeline, row in table.items():
-        print(f"{pipeline:10s}{row['train_seconds']:9.2f}{row['train_images_per_s']:9.0f}{row['test_seconds']:8.2f}"
+        print(f"{pipeline:22s}{row['train_seconds']:9.2f}{row['train_images_per_s']:9.0f}{row['test_seconds']:8.2f}"
               f"{row['test_images_per_s']:11.0f}{row['peak_mib']:10.0f}")
     print(f"speed-up: training {speedup['train']:.2f}x, test {speedup['test']:.2f}x "
           f"({record['device']}, torch {torch.__version__}, {torch.get_num_threads()} threads)")

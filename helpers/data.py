@@ -102,8 +102,10 @@ def check_raw_folder(raw: Path) -> None:
     train_labels = np.fromfile(raw / "train-labels-idx1-ubyte", dtype=np.uint8, offset=8)
     if train_labels.max() > 9:
         raise MNISTError(f"{raw / 'train-labels-idx1-ubyte'} holds labels above 9; delete it and run again")
-    # Mean and std from a histogram of the 256 byte values: no 47-million-element float copy.
-    counts = np.bincount(np.fromfile(raw / "train-images-idx3-ubyte", dtype=np.uint8, offset=16), minlength=256)
+    # Mean and std from a histogram of the 256 byte values, a million bytes at a time: np.bincount
+    # widens its input to int64, and all 47 million pixels at once would take 376 MB for a moment.
+    pixels = np.fromfile(raw / "train-images-idx3-ubyte", dtype=np.uint8, offset=16)
+    counts = sum(np.bincount(pixels[i:i + 1_000_000], minlength=256) for i in range(0, len(pixels), 1_000_000))
     values = np.arange(256) / 255.0
     mean = (counts * values).sum() / counts.sum()
     std = np.sqrt((counts * (values - mean) ** 2).sum() / counts.sum())

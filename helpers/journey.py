@@ -241,26 +241,84 @@ def squeeze_line(step: str) -> str:
             f"{s['best_test_acc']:.2f} %, worst of the last 3 epochs {s['last3_min']:.2f} % (one seed).")
 
 
+BENCH_ROWS = {"reference": "torchvision + DataLoader (num_workers={workers})",
+              "reference_kept_memory": "the same + helpers' malloc setting",
+              "helpers": "helpers (FastLoader + malloc setting)"}
+
+
 def bench_table() -> str:
-    """The README's performance table, from results/bench_*.json (``make bench``)."""
+    """The README's performance table, from results/bench_<device>.json (``make bench``)."""
     lines = []
     for record in sorted(RESULTS.glob("bench_*.json")):
         b = json.loads(record.read_text())
-        ref, ours = b["median"]["reference"], b["median"]["helpers"]
         lines += [f"On **{b['device']}**, torch {b['torch']}, {b['threads']} threads, {b['notebook']}'s model and config, "
                   f"median of {b['repeats']} alternating runs (`{record.relative_to(REPO_ROOT)}`):", "",
                   "| pipeline | s / training epoch | images / s | s / test pass | peak memory added (MiB) |",
                   "|---|---:|---:|---:|---:|"]
-        for name, row in (("torchvision + DataLoader "
-                           f"(num_workers={b['reference_workers']})", ref), ("helpers (FastLoader)", ours)):
+        for pipeline, row in b["median"].items():
+            name = BENCH_ROWS[pipeline].format(workers=b["reference_workers"])
             lines.append(f"| {name} | {row['train_seconds']:.2f} | {row['train_images_per_s']:,.0f} | "
                          f"{row['test_seconds']:.2f} | {row['peak_mib']:,.0f} |")
-        lines += ["", f"Speed-up: **{b['speedup']['train']:.2f}×** per training epoch, "
-                      f"{b['speedup']['test']:.2f}× per test pass.", ""]
+        speedup = b["speedup"]
+        lines += ["", f"Speed-up: **{speedup['train']:.2f}×** per training epoch, {speedup['test']:.2f}× per test pass"
+                      + (f"; the malloc setting alone: {speedup['train_malloc_only']:.2f}×." if "train_malloc_only" in
+                         speedup else "."), ""]
     return "\n".join(lines).strip() or "*No benchmark recorded yet: run `make bench`.*"
 
 
-SECTIONS = {"journey-table": journey_table, "headline": headline, "bench": bench_table}
+def profile_summary() -> str:
+    """The README's profile of one training step, from results/profile_<device>.json (``make profile``)."""
+    lines = []
+    for record in sorted(RESULTS.glob("profile_*.json")):
+        r = json.loads(record.read_text())
+        phases = r["phases_ms"]
+        lines += [f"One training step of {r['notebook']}'s model through helpers, batch {r['batch_size']}, on "
+                  f"**{r['device']}** (`{record.relative_to(REPO_ROOT)}`, mean of {r['steps']} steps):", "",
+                  "| phase | ms / step | share |", "|---|---:|---:|"]
+        lines += [f"| {name} | {ms:.2f} | {100 * ms / r['step_ms']:.0f} % |" for name, ms in phases.items()]
+        lines += [f"| **whole step** | **{r['step_ms']:.2f}** | {r['step_ms'] * r['steps_per_epoch'] / 1000:.1f} s "
+                  f"per epoch of {r['steps_per_epoch']} steps |", "",
+                  "Inside the step, by kind of operation (`torch.profiler`, share of the operations' own time): "
+                  + ", ".join(f"{kind} {share:.0f} %" for kind, share in r["op_kinds_percent"].items()) + "."]
+        c = r["compiled"]
+        if "error" in c:
+            lines += ["", f"`torch.compile` could not run there ({c['error']})."]
+        else:
+            lines += ["", f"The same step under `torch.compile`, alternating with the eager one on the same batches: "
+                          f"{c['compiled_step_ms']:.2f} ms against {c['eager_step_ms']:.2f} ms "
+                          f"({c['eager_step_ms'] / c['compiled_step_ms']:.2f}×), after {c['compile_seconds']:.0f} s "
+                          f"of compiling."]
+        lines.append("")
+    return "\n".join(lines).strip() or "*No profile recorded yet: run `make profile`.*"
+
+
+def accuracy_table() -> str:
+    """The README's same-accuracy check, from results/reference_pipeline_seeds.json (``make bench-accuracy``)."""
+    record = RESULTS / "reference_pipeline_seeds.json"
+    if not record.exists():
+        return "*Not run yet: `make bench-accuracy`.*"
+    r = json.loads(record.read_text())
+    columns = [("reference", "torchvision + DataLoader")] + ([("helpers", "helpers")] if "helpers" in r else [])
+    lines = ["| seed | " + " | ".join(f"{label}: best % | {label}: worst of last 3 %" for _, label in columns) + " |",
+             "|---:|" + "---:|" * (2 * len(columns))]
+    by_seed = [{row["seed"]: row for row in r[key]["rows"]} for key, _ in columns]
+    for seed in r["reference"]["rows"]:
+        cells = [f"{rows[seed['seed']]['best']:.2f} | {rows[seed['seed']]['last3_min']:.2f}" if seed["seed"] in rows
+                 else " | " for rows in by_seed]
+        lines.append(f"| {seed['seed']} | " + " | ".join(cells) + " |")
+    stats = [r[key]["stats"] for key, _ in columns]
+    lines.append("| mean ± std | " + " | ".join(f"{s['best']['mean']:.2f} ± {s['best']['std']:.2f} | "
+                                              f"{s['last3_min']['mean']:.2f} ± {s['last3_min']['std']:.2f}"
+                                              for s in stats) + " |")
+    held = sum(row["last3_min"] >= TARGET for row in r["reference"]["rows"])
+    lines += ["", f"{r['notebook']}'s model and config, {r['reference']['epochs']} epochs, same initial weights per "
+                  f"seed; through the reference pipeline {held} of {len(r['reference']['rows'])} seeds stay at "
+                  f"≥ {TARGET} % on each of the last 3 epochs (`{record.relative_to(REPO_ROOT)}`, on {r['device']})."]
+    return "\n".join(lines)
+
+
+SECTIONS = {"journey-table": journey_table, "headline": headline, "bench": bench_table,
+            "accuracy": accuracy_table, "profile": profile_summary}
 
 
 def readme_sections(text: str) -> dict[str, tuple[int, int]]:

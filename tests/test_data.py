@@ -1,7 +1,10 @@
 import gzip
 import io
 import pickle
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +81,19 @@ def test_wrong_labels_are_detected(raw_copy):
     victim.write_bytes(bytes(blob))
     with pytest.raises(data.MNISTError, match="t10k-labels-idx1-ubyte"):
         data.check_raw_folder(raw_copy)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
+def test_checking_the_folder_reads_the_pixels_without_a_big_copy(mnist_root):
+    """The pixel statistics come from a chunked byte histogram: about the file's 47 MB, not 8 bytes per pixel."""
+    # VmHWM, the peak RSS of this process's own memory (ru_maxrss would start at pytest's, inherited at fork).
+    script = ("from helpers import data\n"
+              "def peak(): return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
+              f"before = peak(); data.check_raw_folder(data.Path({str(mnist_root / 'MNIST' / 'raw')!r}))\n"
+              "print((peak() - before) / 1024)")
+    added_mib = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+                      .stdout.split()[-1])
+    assert added_mib < 120, f"checking MNIST took {added_mib:.0f} MiB more"
 
 
 def test_corrupt_folder_is_refetched_from_the_mirror(raw_copy, mirror_cache):

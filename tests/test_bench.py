@@ -1,0 +1,82 @@
+"""The benchmark's building blocks, in smoke mode (a few batches, not a timing)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from helpers import bench, data, journey, train
+
+FINAL = journey.notebook_paths()[-1]
+
+
+@pytest.mark.parametrize("pipeline", list(bench.PIPELINES))
+def test_one_run_trains_and_tests_through_each_pipeline(mnist_root, smoke, pipeline):
+    run = bench.one_run(pipeline, FINAL, batches=3)
+    assert run["pipeline"] == pipeline
+    assert run["train_images"] == 3 * 128 and run["test_images"] == data.SMOKE_TEST
+    assert run["train_seconds"] > 0 and run["test_seconds"] > 0
+    assert 0 <= run["test_accuracy"] <= 100 and run["train_loss"] > 0
+
+
+def test_peak_memory_counts_the_pipeline_not_torch(mnist_root, smoke):
+    """Measured above a warmed-up baseline: a few batches of a tiny model add well under 300 MiB (torch itself is ~700)."""
+    run = bench.one_run("helpers", FINAL, batches=2)
+    assert 0 <= run["peak_bytes"] < 300 * 2**20
+
+
+def test_fit_accepts_the_reference_loaders(mnist_root, smoke):
+    namespace = journey.load_architecture(FINAL)
+    config = namespace["config"]
+    loaders = (data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees),
+               data.reference_loader(False, 1_000))
+    train.set_seed(1)
+    history = train.fit(namespace["Net"](), config, device=torch.device("cpu"), progress=False, loaders=loaders)
+    assert history.epochs == 1 and history.test_correct[0] <= data.SMOKE_TEST
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a glibc malloc setting")
+def test_keep_freed_memory_stops_the_page_faults_of_each_step():
+    """Before: every step faults its activations back in. After: almost none."""
+    script = textwrap.dedent("""
+        import json, resource, torch
+        from torch import nn
+        from helpers import train
+        torch.set_num_threads(1)
+        model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 3))
+        X = torch.randn(128, 1, 28, 28)
+        def faults_per_step():  # the median over 10 steps: a one-off growth of the heap is not the pattern
+            counts = []
+            for _ in range(13):
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                model(X).sum().backward()
+                counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            return sorted(counts[3:])[5]
+        default = faults_per_step()
+        applied = train.keep_freed_memory()
+        print(json.dumps({"default": default, "applied": applied, "kept": faults_per_step()}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    faults = json.loads(out.stdout.strip().splitlines()[-1])
+    assert faults["applied"]
+    assert faults["default"] > 100, faults  # the default hands the big blocks back: hundreds of faults per step
+    assert faults["kept"] < faults["default"] / 10, faults
+
+
+def test_accuracy_table_compares_both_pipelines_seed_by_seed(tmp_path, monkeypatch):
+    def rows(values):
+        return {"params": 7728, "epochs": 15, "rows": [{"seed": s, "best": b, "last": b, "last3_min": m,
+                                                         "epochs_at_target": 1} for s, b, m in values],
+                "stats": {k: {"mean": 99.0, "std": 0.1, "min": 98.0} for k in
+                          ("best", "last", "last3_min", "epochs_at_target")}}
+    record = {"notebook": "13_final.ipynb", "device": "cpu (2 threads)", "reference": rows([(1, 99.45, 99.39)]),
+              "helpers": rows([(1, 99.46, 99.42), (2, 99.43, 99.40)])}
+    (tmp_path / "reference_pipeline_seeds.json").write_text(json.dumps(record))
+    monkeypatch.setattr(journey, "RESULTS", tmp_path)
+    monkeypatch.setattr(journey, "REPO_ROOT", tmp_path.parent)
+    table = journey.accuracy_table()
+    assert "| 1 | 99.45 | 99.39 | 99.46 | 99.42 |" in table
+    assert "0 of 1 seeds stay" in table
