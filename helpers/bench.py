@@ -55,11 +55,8 @@ def _limit(loader, batches: int | None):
     return loader if batches is None else itertools.islice(loader, batches)
 
 
-PIPELINES = {
-    "reference": "torchvision + DataLoader",
-    "reference_kept_memory": "the same, with helpers' malloc setting",
-    "helpers": "helpers (FastLoader)",
-}
+# The reference, the reference with helpers' malloc setting, helpers (labels: journey.BENCH_ROWS).
+PIPELINES = ("reference", "reference_kept_memory", "helpers")
 
 
 def _warm_up(model, batch_size: int, device: torch.device) -> None:
@@ -162,8 +159,18 @@ def _forever(loader):
         yield from loader
 
 
-def _time_phases(model, batches, optimizer, scheduler, steps: int) -> dict[str, float]:
+def _fresh_step(make_model, config, device: torch.device, steps_per_epoch: int) -> tuple:
+    """(model, optimizer, lr scheduler), freshly seeded, as ``fit`` makes them."""
+    train.set_seed(config.seed)
+    model = make_model().to(device)
+    optimizer = train.make_optimizer(model, config)
+    scheduler, _ = train.make_scheduler(optimizer, config, steps_per_epoch)
+    return model, optimizer, scheduler
+
+
+def _time_phases(step: tuple, batches, steps: int) -> dict[str, float]:
     """Milliseconds per step of each phase, timed one after the other (a CPU runs them in order)."""
+    model, optimizer, scheduler = step
     sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
     totals = dict.fromkeys(["making the batch", "forward + loss", "backward", "optimizer + lr schedule"], 0.0)
     model.train()
@@ -194,14 +201,11 @@ def profile(notebook: Path, steps: int = 100) -> dict:
     device = train.choose_device()
     if device.type == "cpu":
         train.keep_freed_memory()
-    train.set_seed(config.seed)
-    model = namespace["Net"]().to(device)
     train_loader, _ = train.make_loaders(config, device)
     batches = _forever(train_loader)  # each batch made when the step asks for it, as in fit
-    optimizer = train.make_optimizer(model, config)
-    scheduler, _ = train.make_scheduler(optimizer, config, len(train_loader))
-    _time_phases(model, batches, optimizer, scheduler, 10)  # warm-up
-    phases = _time_phases(model, batches, optimizer, scheduler, steps)
+    step = _fresh_step(namespace["Net"], config, device, len(train_loader))
+    _time_phases(step, batches, 10)  # warm-up
+    phases = _time_phases(step, batches, steps)
     step_ms = sum(phases.values())
     print(f"One training step, {notebook.name}'s model, batch {config.batch_size}, {train.describe_device(device)}:")
     for name, ms in phases.items():
@@ -211,7 +215,7 @@ def profile(notebook: Path, steps: int = 100) -> dict:
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with torch_profile(activities=activities) as prof:
-        _time_phases(model, batches, optimizer, scheduler, 30)
+        _time_phases(step, batches, 30)
     self_time = {}
     for event in prof.key_averages():
         us = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
@@ -240,27 +244,22 @@ def _time_compiled(make_model, config, device, batches, steps: int) -> dict:
     """The same step, eager and under ``torch.compile`` (which ``fit`` does not use: see the README),
     alternating on the same 20 full-size batches (another batch size would compile again)."""
     fixed = [b for b in (next(batches) for _ in range(25)) if len(b[1]) == config.batch_size][:20]
-    models = {}
-    for kind in ("eager", "compiled"):
-        train.set_seed(config.seed)
-        model = make_model().to(device)
-        optimizer = train.make_optimizer(model, config)
-        scheduler, _ = train.make_scheduler(optimizer, config, 10 * steps)
-        models[kind] = (model if kind == "eager" else torch.compile(model), optimizer, scheduler)
+    eager = _fresh_step(make_model, config, device, 10 * steps)
+    model, optimizer, scheduler = _fresh_step(make_model, config, device, 10 * steps)
+    runs = {"eager": eager, "compiled": (torch.compile(model), optimizer, scheduler)}
     try:
         start = time.perf_counter()
-        _time_phases(*models["compiled"][:1], iter(fixed[:3]), *models["compiled"][1:], 3)  # compiles here
+        _time_phases(runs["compiled"], iter(fixed[:3]), 3)  # compiles here
         compile_seconds = time.perf_counter() - start
     except Exception as exc:  # no C++ compiler, an unsupported platform, ...
         reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
         print(f"torch.compile: not available here ({reason})")
         return {"error": reason}
-    _time_phases(*models["eager"][:1], iter(fixed[:3]), *models["eager"][1:], 3)
+    _time_phases(runs["eager"], iter(fixed[:3]), 3)
     ms: dict[str, list[float]] = {"eager": [], "compiled": []}
     for round_ in range(3):
         for kind in ("eager", "compiled") if round_ % 2 == 0 else ("compiled", "eager"):
-            model, optimizer, scheduler = models[kind]
-            ms[kind].append(sum(_time_phases(model, itertools.cycle(fixed), optimizer, scheduler, steps // 3).values()))
+            ms[kind].append(sum(_time_phases(runs[kind], itertools.cycle(fixed), steps // 3).values()))
     result = {kind: statistics.median(values) for kind, values in ms.items()}
     print(f"Same 20 batches, alternating: eager {result['eager']:.2f} ms per step, torch.compile "
           f"{result['compiled']:.2f} ms ({result['eager'] / result['compiled']:.2f}x) after {compile_seconds:.0f} s "

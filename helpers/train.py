@@ -53,7 +53,7 @@ def keep_freed_memory() -> bool:
     Every training step frees and re-allocates the same few-MB activations. By
     default glibc's malloc returns blocks that big to the operating system, and
     the next step faults them back in page by page: thousands of page faults per
-    step, about a third of the final model's CPU step time here (``make bench``).
+    step (the malloc row of ``make bench`` shows what that costs an epoch).
     PyTorch's CPU tuning guide fixes this by swapping in jemalloc or tcmalloc;
     two malloc settings do the same without installing anything. The numbers
     computed do not change. Returns whether the settings were applied.
