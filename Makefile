@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # Where a torch is already installed (Colab), the venv sees it instead of downloading another.
 VENV_FLAGS := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 && echo --system-site-packages)
 
-.PHONY: setup journey test bench bench-accuracy profile clean-venv
+.PHONY: setup journey test bench bench-accuracy profile search fork clean-venv
 
 setup: $(VENV)/.installed
 
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 
 # The main job: re-execute the notebooks (STEPS="01 02" for a subset, SMOKE=1 for a quick pass).
 journey: setup
-	$(PY) -m helpers.journey $(if $(STEPS),--steps $(STEPS)) $(if $(SMOKE),--smoke)
+	$(PY) -m tools.journey $(if $(STEPS),--steps $(STEPS)) $(if $(SMOKE),--smoke)
 
 # Unit tests, then every notebook under nbval, all in smoke mode (small data, 1 epoch).
 test: setup
@@ -27,15 +27,23 @@ test: setup
 
 # Speed: the final model trained one epoch through torchvision's pipeline and through helpers (~5 min on 2 cores).
 bench: setup
-	$(PY) -m helpers.bench
+	$(PY) -m tools.bench
 
 # Where a training step's time goes (~1 min).
 profile: setup
-	$(PY) -m helpers.bench --profile
+	$(PY) -m tools.bench --profile
 
 # Same accuracy: the final config trained in full through torchvision's pipeline, 5 seeds (~45 min on 2 cores).
 bench-accuracy: setup
-	$(PY) -m helpers.bench --accuracy
+	$(PY) -m tools.bench --accuracy
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The design search behind the final model (hours on a CPU; resumes from results/search/).
+search: setup
+	$(PY) -m tools.search $(if $(STAGE),--stage $(STAGE)) $(if $(WORKERS),--workers $(WORKERS) --worker $(WORKER))
+
+# For a fork: point the badges and the Colab setup cell at github.com/$(REPOSITORY), e.g. make fork REPOSITORY=you/mnist-under-8k
+fork: setup
+	$(PY) -m tools.journey --repository $(REPOSITORY)

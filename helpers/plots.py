@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import torch
 
@@ -24,16 +22,25 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, rows: int = 4, cols:
 
 
 def training_curves(history: History, title: str = ""):
-    """Loss and accuracy per epoch, train against test: the gap tells over- from under-fitting."""
+    """Loss and accuracy per epoch, train against test: the gap tells over- from under-fitting.
+
+    The running train accuracy is measured while dropout and augmentation are
+    on; when the history has it, the clean one (eval mode, unaugmented
+    training images) is drawn too, and that is the one to compare with test.
+    """
     epochs = range(1, history.epochs + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax_loss.plot(epochs, history.train_loss, "o-", label="train")
+    ax_loss.plot(epochs, history.train_loss, "o-", label="train (running)")
     ax_loss.plot(epochs, history.test_loss, "o-", label="test")
     ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="loss", yscale="log")
-    ax_acc.plot(epochs, history.train_acc, "o-", label="train")
+    ax_acc.plot(epochs, history.train_acc, "o-", label="train (running)", alpha=0.6)
+    curves = [history.train_acc, history.test_acc]
+    if history.clean_train_acc:
+        ax_acc.plot(epochs, history.clean_train_acc, "o-", label="train (eval mode, no augmentation)")
+        curves.append(history.clean_train_acc)
     ax_acc.plot(epochs, history.test_acc, "o-", label="test")
     ax_acc.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
-    low = min(min(history.train_acc[-history.epochs // 2:]), min(history.test_acc[-history.epochs // 2:]))
+    low = min(min(curve[-history.epochs // 2:]) for curve in curves)
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(max(low - 0.5, 90), 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
@@ -75,23 +82,3 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int
            title="confusion matrix (test set)")
     fig.tight_layout()
     return fig, matrix
-
-
-def journey_plot(result_files: list[str | Path]):
-    """Accuracy and parameters, step by step, read from the saved histories."""
-    steps = [(Path(f).stem, History.load(f)) for f in sorted(result_files)]
-    labels = [name.split("_")[0] for name, _ in steps]
-    x = range(len(steps))
-    fig, (ax_acc, ax_params) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[3, 2])
-    ax_acc.plot(x, [h.best_test_acc for _, h in steps], "o-", label="best epoch")
-    ax_acc.plot(x, [h.last3_min for _, h in steps], "s-", label="worst of the last 3 epochs")
-    ax_acc.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
-    ax_acc.set(ylabel="test accuracy (%)", title="the journey")
-    ax_params.bar(x, [h.params for _, h in steps], color="tab:gray")
-    ax_params.axhline(8000, color="crimson", linestyle=":", linewidth=1, label="8,000 parameters")
-    ax_params.set(ylabel="parameters", xlabel="step", xticks=list(x), xticklabels=labels)
-    for ax in (ax_acc, ax_params):
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig

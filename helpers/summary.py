@@ -74,10 +74,13 @@ def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (
 
 
 def format_receptive_field_table(rows: list[dict]) -> str:
-    header = f"{'layer':<14}{'type':<18}{'k':>3}{'s':>3}{'in':>5}{'out':>5}{'ch':>5}{'jump':>6}{'RF':>5}"
+    """The table as text, its layer and type columns as wide as their longest entry."""
+    wide = max([len("layer"), *(len(r["layer"]) for r in rows)]) + 2
+    kind = max([len("type"), *(len(r["type"]) for r in rows)]) + 2
+    header = f"{'layer':<{wide}}{'type':<{kind}}{'k':>3}{'s':>3}{'in':>5}{'out':>5}{'ch':>5}{'jump':>6}{'RF':>5}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r['layer']:<14}{r['type']:<18}{r['kernel']:>3}{r['stride']:>3}{r['input']:>5}"
+        lines.append(f"{r['layer']:<{wide}}{r['type']:<{kind}}{r['kernel']:>3}{r['stride']:>3}{r['input']:>5}"
                      f"{r['output']:>5}{r['channels']:>5}{r['jump']:>6}{r['receptive_field']:>5}")
     return "\n".join(lines)
 

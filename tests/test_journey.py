@@ -1,15 +1,17 @@
 """The notebooks against their records: shared cells, Result cells, stored weights, safe re-execution."""
 
 import copy
-import os
 import json
+import os
+import re
 
 import nbformat
 import pytest
 import torch
 
-from helpers import data, journey
+from helpers import data
 from helpers.train import History, evaluate
+from tools import journey, readme
 
 NOTEBOOKS = journey.notebook_paths()
 
@@ -21,8 +23,34 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_shared_cells_are_stamped(path):
     nb = nbformat.read(path, as_version=4)
-    assert not journey.stamp(copy.deepcopy(nb), path.stem), "run `python -m helpers.journey --stamp-only`"
+    assert not journey.stamp(copy.deepcopy(nb), path.stem), "run `python -m tools.journey --stamp-only`"
     assert nb.cells[0].source.startswith("# "), "cell 0 is the title"
+
+
+def test_title_navigation_links_the_neighbours():
+    first, third, last = (nbformat.read(NOTEBOOKS[i], as_version=4).cells[0].source for i in (0, 2, -1))
+    assert f"**Step 3 of {len(NOTEBOOKS)}**" in third
+    assert f"({NOTEBOOKS[1].name})" in third and f"({NOTEBOOKS[3].name}) →" in third
+    assert "←" not in first and f"({NOTEBOOKS[1].name}) →" in first
+    assert "→" not in last.splitlines()[1] and f"← [{NOTEBOOKS[-2].stem[:2]}" in last
+
+
+def test_import_cell_imports_what_the_notebook_uses_and_nothing_else():
+    code = "model = nn.Linear(2, 2)\nh = fit(model, Config())\nplots.training_curves(h)  # not torch.nn.F, not set_seeds"
+    cells = [nbformat.v4.new_markdown_cell("# 99 · x"), nbformat.v4.new_code_cell(""), nbformat.v4.new_code_cell(""),
+             nbformat.v4.new_code_cell(code)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    assert journey.imports_source(nb) == "from torch import nn\n\nfrom helpers import Config, fit, plots"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_imported_name_is_used(path):
+    nb = nbformat.read(path, as_version=4)
+    later = journey.used_names("\n".join(c.source for c in nb.cells[3:] if c.cell_type == "code"))
+    namespace: dict = {}
+    exec(nb.cells[2].source, namespace)
+    for name in set(namespace) - {"__builtins__"}:
+        assert name in later, f"{path.name} imports {name} but never uses it"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -59,7 +87,7 @@ def test_executed_for_real_without_errors(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_result_cell_states_the_recorded_numbers(path):
     record = journey.RESULTS / f"{path.stem}.json"
-    assert record.exists(), f"{record} missing: run `python -m helpers.journey --steps {path.stem[:2]}`"
+    assert record.exists(), f"{record} missing: run `python -m tools.journey --steps {path.stem[:2]}`"
     nb = nbformat.read(path, as_version=4)
     cell = nb.cells[journey.result_cell_index(nb)].source
     assert cell == journey.result_markdown(History.load(record), path.stem)
@@ -88,7 +116,7 @@ def test_stored_weights_reproduce_the_recorded_accuracy(path, cls, record, mnist
     """Reload models/NAME.pt and test it on all 10k images on the CPU: at most 2 images off the log."""
     history = History.load(journey.RESULTS / f"{record}.json")
     model = journey.load_architecture(path, cls)[cls]()
-    model.load_state_dict(torch.load(journey.REPO_ROOT / "models" / f"{record}.pt"))
+    model.load_state_dict(torch.load(journey.ROOT / "models" / f"{record}.pt"))
     test = data.FastLoader(*data.load_mnist(False, mnist_root), 1_000)
     _, correct, total = evaluate(model, test)
     assert total == 10_000
@@ -119,38 +147,61 @@ def test_runner_reports_unknown_steps(capsys):
 
 
 def test_readme_generated_sections_are_up_to_date():
-    text = journey.README.read_text()
-    spans = journey.readme_sections(text)
-    assert set(spans) == set(journey.SECTIONS), "the README lost a generated section's markers"
+    text = readme.README.read_text()
+    spans = readme.readme_sections(text)
+    assert set(spans) == set(readme.SECTIONS), "the README lost a generated section's markers"
     for name, (start, end) in spans.items():
-        assert text[start:end].strip() == journey.SECTIONS[name](), f"stale {name}: run `python -m helpers.journey --readme-only`"
+        assert text[start:end].strip() == readme.SECTIONS[name](), f"stale {name}: run `python -m tools.journey --readme-only`"
 
 
-def recorded_percentages(upto: str) -> set[str]:
-    """Every accuracy recorded by the steps up to ``upto`` (each epoch, train and test; seed tables), as 'NN.NN'."""
-    found = {f"{journey.TARGET:.2f}"}
-    for record in sorted(journey.RESULTS.glob("[0-9][0-9]_*.json")):
-        if record.stem[:2] > upto[:2]:
-            continue
+def recorded_percentages(step: str) -> set[str]:
+    """Every accuracy one step recorded (each epoch, train and test; its seed tables), as 'NN.NN'."""
+    found = set()
+    for record in sorted(journey.RESULTS.glob(f"{step[:2]}_*.json")):
         content = json.loads(record.read_text())
         if "rows" in content:  # a seed table
             found |= {f"{row[k]:.2f}" for row in content["rows"] for k in ("best", "last", "last3_min")}
             found |= {f"{v:.2f}" for stats in content["stats"].values() for v in stats.values()}
         else:
-            found |= {f"{a:.2f}" for a in content["test_acc"] + content["train_acc"]}
+            found |= {f"{a:.2f}" for key in ("test_acc", "train_acc", "clean_train_acc") for a in content.get(key, [])}
     return found
+
+
+CITED_STEP = re.compile(r"\b[Ss]teps? (\d{1,2})\b|\b(\d{2})'s\b")
+
+
+def unrecorded_numbers(text: str, step: str) -> set[str]:
+    """The 'NN.NN %' in ``text`` that neither this step recorded nor a step its paragraph or bullet names ('step 04')."""
+    wrong = set()
+    for sentence in re.split(r"\n\s*\n|\n(?=\s*[-*] )", text):
+        allowed = {f"{journey.TARGET:.2f}"} | recorded_percentages(step)
+        for match in CITED_STEP.finditer(sentence):
+            allowed |= recorded_percentages((match.group(1) or match.group(2)).zfill(2))
+        wrong |= set(re.findall(r"(\d{2}\.\d{2}) ?%", sentence)) - allowed
+    return wrong
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_analysis_quotes_only_recorded_accuracies(path):
-    """Every 'NN.NN %' in the Analysis is a number some recorded run printed (this step or an earlier one)."""
-    import re
-
+    """Every 'NN.NN %' in the Analysis was recorded by this step, or by a step the same paragraph names."""
     nb = nbformat.read(path, as_version=4)
     analysis = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Analysis"))
-    quoted = set(re.findall(r"(\d{2}\.\d{2}) ?%", analysis))
-    assert quoted, f"{path.name}: the Analysis should reason from the recorded numbers"
-    assert quoted <= recorded_percentages(path.stem), quoted - recorded_percentages(path.stem)
+    assert re.findall(r"\d{2}\.\d{2} ?%", analysis), f"{path.name}: the Analysis should reason from the recorded numbers"
+    assert not unrecorded_numbers(analysis, path.stem)
+
+
+def test_the_analysis_check_catches_a_typo_and_an_uncited_number():
+    step = NOTEBOOKS[-1].stem
+    last3 = History.load(journey.RESULTS / f"{step}.json").last3_min
+    assert not unrecorded_numbers(f"The worst of the last 3 epochs was {last3:.2f} %.", step)
+    typo = f"{last3 + 0.01:.2f}"
+    while typo in recorded_percentages(step):
+        typo = f"{float(typo) + 0.01:.2f}"
+    assert unrecorded_numbers(f"The worst of the last 3 epochs was {typo} %.", step) == {typo}
+    first = History.load(journey.RESULTS / f"{NOTEBOOKS[0].stem}.json")
+    only_in_01 = next(f"{a:.2f}" for a in first.test_acc if f"{a:.2f}" not in recorded_percentages(step))
+    assert unrecorded_numbers(f"It began at {only_in_01} %.", step) == {only_in_01}
+    assert not unrecorded_numbers(f"Step 01 began at {only_in_01} %.", step)
 
 
 def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
@@ -177,10 +228,105 @@ def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
 
 def test_readme_prose_quotes_only_recorded_accuracies():
     """Outside the generated sections, every 'NN.NN %' in the README is a number a recorded run printed."""
-    import re
 
-    text = journey.README.read_text()
-    for start, end in sorted(journey.readme_sections(text).values(), reverse=True):
+    text = readme.README.read_text()
+    for start, end in sorted(readme.readme_sections(text).values(), reverse=True):
         text = text[:start] + text[end:]
     quoted = set(re.findall(r"(\d{2}\.\d{2}) ?%", text))
-    assert quoted <= recorded_percentages("99"), quoted - recorded_percentages("99")
+    everything = set().union(*(recorded_percentages(p.stem) for p in NOTEBOOKS))
+    assert quoted <= everything, quoted - everything
+
+
+# ---- what the runner stores --------------------------------------------------
+
+def stored_text(nb) -> str:
+    return "".join(o.get("text", "") + json.dumps(o.get("data", {}).get("text/plain", ""))
+                   for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def assert_clean(nb, name: str) -> None:
+    """What a reader of the stored notebook must not see: progress-bar fragments, machine paths, echoes, errors."""
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        streams = [o for o in cell.outputs if o.output_type == "stream"]
+        assert len(streams) <= 3, f"{name} cell {i}: {len(streams)} stream outputs (progress-bar fragments?)"
+        assert all(o.output_type != "error" for o in cell.outputs), f"{name} cell {i} stored an error"
+    text = stored_text(nb)
+    assert "\r" not in text, f"{name}: a carriage return (a progress bar) is stored"
+    assert "PosixPath" not in text and "WindowsPath" not in text, f"{name}: a path object was echoed"
+    for folder in {str(journey.ROOT), os.path.expanduser("~"), "/tmp/", "/home/", "/work/", "/content/"} - {"/"}:
+        assert folder not in text, f"{name}: the machine path {folder} is stored"
+
+
+def test_runner_stores_a_clean_notebook(tmp_path, mnist_root):
+    """Step 01 through the runner in smoke mode, into a temporary file: the committed notebook is not touched."""
+    path = NOTEBOOKS[0]
+    before = path.read_bytes()
+    into = tmp_path / path.name
+    journey.execute(path, smoke=True, into=into)
+    assert path.read_bytes() == before
+    nb = nbformat.read(into, as_version=4)
+    assert_clean(nb, path.name)
+    log = stored_text(nb)
+    assert "SMOKE MODE" in log and "Device: cpu" in log and "Saved results/" in log
+
+
+def test_clean_outputs_merges_streams_and_resolves_carriage_returns():
+    cell = nbformat.v4.new_code_cell("fit()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="epoch 1 done\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\repoch 1:  10%|█ | 5/50"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\repoch 1:  90%|█████ | 45/50"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\r                    \r"),
+                    nbformat.v4.new_output("stream", name="stdout", text="epoch 2 done\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    journey.clean_outputs(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "epoch 1 done\n"), ("stdout", "epoch 2 done\n")]
+
+
+def test_assert_clean_fails_on_what_the_old_runner_stored():
+    """The check above is a real one: a notebook as the runner used to store it fails it."""
+    cell = nbformat.v4.new_code_cell("save_run(model, history, '01_vanilla')")
+    cell.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": "(PosixPath('x.json'), None)"},
+                                           execution_count=1)]
+    with pytest.raises(AssertionError, match="PosixPath"):
+        assert_clean(nbformat.v4.new_notebook(cells=[cell]), "old")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"Saved {journey.ROOT}/results/x.json\n")]
+    with pytest.raises(AssertionError, match="machine path"):
+        assert_clean(nbformat.v4.new_notebook(cells=[cell]), "old")
+
+
+def test_a_fork_is_one_command_away(tmp_path, monkeypatch):
+    """--repository rewrites the one place that names the repository; badges and the setup cell follow it."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(journey.PYPROJECT.read_text())
+    monkeypatch.setattr(journey, "PYPROJECT", pyproject)
+    journey.set_repository("someone/their-fork")
+    assert journey.repository() == "someone/their-fork"
+    assert "https://github.com/someone/their-fork" in journey.setup_source()
+    assert "github/someone/their-fork/blob/main/notebooks/01_vanilla.ipynb" in journey.badge("01_vanilla")
+    with pytest.raises(ValueError, match="OWNER/NAME"):
+        journey.set_repository("not a repository")
+
+
+def test_journey_plot_draws_every_step(tmp_path):
+    from tests.test_train import fake_history
+
+    paths = [fake_history([97.0, 98.5, 99.1]).save(tmp_path / "01_a.json"),
+             fake_history([99.0, 99.5]).save(tmp_path / "02_b.json")]
+    ax_acc, ax_params = readme.journey_plot(paths).axes
+    best = next(line for line in ax_acc.get_lines() if line.get_label() == "best epoch")
+    assert list(best.get_ydata()) == [99.1, 99.5]
+    assert [t.get_text() for t in ax_params.get_xticklabels()] == ["01", "02"]
+    assert [p.get_height() for p in ax_params.patches] == [123, 123]
+
+
+def test_helpers_does_not_import_the_tools():
+    """A learner's `import helpers` loads neither the tools nor the notebook machinery."""
+    import subprocess
+    import sys
+
+    script = ("import sys, helpers, helpers.data, helpers.train, helpers.summary, helpers.plots\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'tools', 'nbformat', 'nbclient', 'nbval'}))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

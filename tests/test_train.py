@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -97,14 +98,80 @@ def test_different_seed_different_history(mnist_root, smoke):
     assert a.train_loss != b.train_loss
 
 
-def test_save_run_in_smoke_mode_leaves_the_repo_alone(mnist_root, smoke, tmp_path):
+def test_save_run_in_smoke_mode_leaves_the_project_alone(mnist_root, smoke, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path / "project"))
+    monkeypatch.setenv("MNIST8K_DATA", str(mnist_root))  # the data stay where they are
     model, history = run_smoke_fit()
-    results, weights = train.save_run(model, history, "99_test")
-    assert train.REPO_ROOT not in results.parents and train.REPO_ROOT not in weights.parents
-    state = torch.load(weights)
+    assert train.save_run(model, history, "99_test") is None, "nothing to echo in a notebook"
+    assert not (tmp_path / "project").exists()
+    base = train.output_base(smoke=True)
     reloaded = tiny_net()
-    reloaded.load_state_dict(state)
-    assert History.load(results).test_acc == history.test_acc
+    reloaded.load_state_dict(torch.load(base / "models" / "99_test.pt"))
+    assert History.load(base / "results" / "99_test.json").test_acc == history.test_acc
+    assert str(tmp_path) not in capsys.readouterr().out
+
+
+def test_save_run_writes_under_the_project_root(mnist_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path))
+    model, history = nn.Linear(1, 1), fake_history([99.0])
+    train.save_run(model, history, "99_test")
+    assert History.load(tmp_path / "results" / "99_test.json") == history
+    assert (tmp_path / "models" / "99_test.pt").exists()
+    assert "Saved results/99_test.json and models/99_test.pt" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("config, shown, hidden", [
+    (Config(optimizer="adam", scheduler="onecycle", max_lr=0.02, degrees=7),
+     ["optimizer='adam'", "max_lr=0.02", "pct_start=0.3", "degrees=7"],
+     ["momentum", "lr=", "step_size", "gamma", "translate", "scale", "weight_decay"]),
+    (Config(optimizer="sgd", lr=0.05),
+     ["lr=0.05", "momentum=0.9"], ["max_lr", "pct_start", "step_size", "gamma", "degrees"]),
+    (Config(optimizer="sgd", scheduler="step", step_size=4, gamma=0.5, weight_decay=1e-4),
+     ["step_size=4", "gamma=0.5", "weight_decay=0.0001", "lr=0.01"], ["max_lr", "pct_start"]),
+])
+def test_config_prints_only_the_fields_that_apply(config, shown, hidden):
+    text = str(config)
+    for piece in shown:
+        assert piece in text, (piece, text)
+    for piece in hidden:  # a whole name: "lr=" is not found inside "max_lr="
+        assert re.search(rf"(?<!\w){re.escape(piece)}", text) is None, (piece, text)
+
+
+def test_fit_learns_the_same_from_the_reference_pipeline(mnist_root, smoke):
+    """Same weights, same images in the same order, no augmentation: the fast loader and torchvision's
+    pipeline must give the same first-epoch loss (float32 sums in another order: within 1e-5)."""
+    from helpers import data
+
+    config = Config(epochs=1, batch_size=64, optimizer="adam", lr=0.003, seed=0)
+    results = []
+    for loaders in (None, (data.reference_loader(True, 64), data.reference_loader(False, 1_000))):
+        train.set_seed(0)
+        model = tiny_net()
+        if loaders is None:  # the fast loader, unshuffled like the reference above
+            loaders = (data.FastLoader(*data.load_mnist(True), 64), data.FastLoader(*data.load_mnist(False), 1_000))
+        results.append(train.fit(model, config, device=torch.device("cpu"), progress=False, loaders=loaders))
+    fast, reference = results
+    assert fast.train_loss[0] == pytest.approx(reference.train_loss[0], rel=1e-5)
+    assert fast.test_loss[0] == pytest.approx(reference.test_loss[0], rel=1e-5)
+    assert fast.test_correct == reference.test_correct
+    assert fast.train_loss[0] < 2.0, "it learned something (chance is ln 10 = 2.30)"
+
+
+def test_fit_records_a_clean_train_accuracy(mnist_root, smoke):
+    """Measured in eval mode on unaugmented images: differs from the running one, which dropout and rotation see."""
+    _, history = run_smoke_fit(degrees=30)
+    assert len(history.clean_train_acc) == history.epochs == 1
+    assert history.clean_train_acc[0] != history.train_acc[0]
+    assert 10 < history.clean_train_acc[0] <= 100
+
+
+def test_fit_names_its_device_and_the_malloc_setting(mnist_root, smoke, capsys):
+    run_smoke_fit()
+    out = capsys.readouterr().out
+    assert "Device: cpu" in out
+    import platform
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert "malloc keeps freed memory" in out
 
 
 def test_choose_device_falls_back_to_cpu(monkeypatch, capsys):

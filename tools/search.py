@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from helpers import data, train
+from helpers.files import write_json
 from helpers.summary import count_parameters
 
 SEEDS = (1, 2, 3)
@@ -130,11 +131,7 @@ def run_one(cand: dict, seed: int, out: Path) -> dict:
     model = build(cand["arch"], cand["dropout"])
     history = train.fit(model, config_of(cand, seed), progress=False)
     record = dataclasses.asdict(history) | {"summary": history.summary(), "candidate": cand, "key": key(cand)}
-    path = record_path(out, cand, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
+    write_json(record_path(out, cand, seed), record)
     return record
 
 

@@ -1,10 +1,10 @@
 """Benchmark: the usual torchvision pipeline against ``helpers``, same model, same settings.
 
-    python -m helpers.bench                 # the final notebook's model and config
-    python -m helpers.bench --notebook 05   # another step's
-    python -m helpers.bench --repeats 5
-    python -m helpers.bench --accuracy      # full runs through the reference pipeline
-    python -m helpers.bench --profile       # where a training step's time goes
+    python -m tools.bench                 # the final notebook's model and config
+    python -m tools.bench --notebook 05   # another step's
+    python -m tools.bench --repeats 5
+    python -m tools.bench --accuracy      # full runs through the reference pipeline
+    python -m tools.bench --profile       # where a training step's time goes
 
 Each measurement trains one epoch and tests once, from the same freshly
 initialised model, in a subprocess of its own (so its peak memory is its
@@ -47,16 +47,22 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import data, train
-from .journey import RESULTS, load_architecture, notebook_paths
+from helpers import data, train
+from helpers.cpu_tuning import keep_freed_memory
+from helpers.files import write_json
+
+from .journey import RESULTS, ROOT, load_architecture, notebook_paths
 
 
 def _limit(loader, batches: int | None):
     return loader if batches is None else itertools.islice(loader, batches)
 
 
-# The reference, the reference with helpers' malloc setting, helpers (labels: journey.BENCH_ROWS).
-PIPELINES = ("reference", "reference_kept_memory", "helpers")
+# The reference, the reference with helpers' malloc setting, helpers; and their labels in the README.
+BENCH_ROWS = {"reference": "torchvision + DataLoader (num_workers={workers})",
+              "reference_kept_memory": "the same + helpers' malloc setting",
+              "helpers": "helpers (FastLoader + malloc setting)"}
+PIPELINES = tuple(BENCH_ROWS)
 
 
 def _warm_up(model, batch_size: int, device: torch.device) -> None:
@@ -93,7 +99,7 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     namespace = load_architecture(notebook)
     config = namespace["config"]
     if device.type == "cpu" and pipeline != "reference":
-        train.keep_freed_memory()  # as fit() does
+        keep_freed_memory()  # as fit() does
     train.set_seed(config.seed)
     model = namespace["Net"]().to(device)
     optimizer = train.make_optimizer(model, config)
@@ -127,9 +133,9 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
 
 
 def _subprocess(pipeline: str, notebook: Path, workers: int = 0, batches: int | None = None) -> dict:
-    command = [sys.executable, "-m", "helpers.bench", "--one", pipeline, "--notebook", notebook.name[:2],
+    command = [sys.executable, "-m", "tools.bench", "--one", pipeline, "--notebook", notebook.name[:2],
                "--workers", str(workers)] + (["--batches", str(batches)] if batches else [])
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -200,7 +206,7 @@ def profile(notebook: Path, steps: int = 100) -> dict:
     config = namespace["config"]
     device = train.choose_device()
     if device.type == "cpu":
-        train.keep_freed_memory()
+        keep_freed_memory()
     train_loader, _ = train.make_loaders(config, device)
     batches = _forever(train_loader)  # each batch made when the step asks for it, as in fit
     step = _fresh_step(namespace["Net"], config, device, len(train_loader))
@@ -234,8 +240,7 @@ def profile(notebook: Path, steps: int = 100) -> dict:
               "steps_per_epoch": len(train_loader), "smoke": data.smoke_mode(), "phases_ms": phases,
               "step_ms": step_ms, "op_kinds_percent": kinds, "compiled": compiled}
     if not data.smoke_mode():
-        out = RESULTS / f"profile_{device.type}.json"
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        out = write_json(RESULTS / f"profile_{device.type}.json", record)
         print(f"written to {out}")
     return record
 
@@ -292,8 +297,7 @@ def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
         record["helpers"] = json.loads(helpers_record.read_text())
         print(f"helpers (FastLoader), from {helpers_record.name}:\n" + train.format_seed_table(record["helpers"]))
     if not data.smoke_mode():
-        out = RESULTS / "reference_pipeline_seeds.json"
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        out = write_json(RESULTS / "reference_pipeline_seeds.json", record)
         print(f"written to {out}")
     return record
 
@@ -370,9 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speed-up: training {speedup['train']:.2f}x, test {speedup['test']:.2f}x "
           f"({record['device']}, torch {torch.__version__}, {torch.get_num_threads()} threads)")
     if not data.smoke_mode():
-        out = RESULTS / f"bench_{device.type}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(record, indent=1) + "\n")
+        out = write_json(RESULTS / f"bench_{device.type}.json", record)
         print(f"written to {out}")
     return 0
 

@@ -1,0 +1,203 @@
+"""The README's generated sections and images/journey.png, from the records in results/.
+
+    python -m tools.readme      # the same as python -m tools.journey --readme-only
+
+Each section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in
+README.md; nothing between those marks is typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from helpers.train import TARGET, History  # noqa: E402
+
+from .bench import BENCH_ROWS  # noqa: E402
+from .journey import RESULTS, ROOT, badge, notebook_paths, step_title  # noqa: E402
+
+README = ROOT / "README.md"
+
+
+def journey_table() -> str:
+    """The README's results table, one row per notebook, from results/NN_topic.json."""
+    lines = ["| step | notebook | parameters | best test % (epoch) | worst of last 3 % | epochs ≥ 99.4 % | Colab |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for path in notebook_paths():
+        record = RESULTS / f"{path.stem}.json"
+        link = f"[{step_title(path)}](notebooks/{path.name})"
+        if record.exists():
+            s = History.load(record).summary()
+            numbers = (f"{s['params']:,} | {s['best_test_acc']:.2f} ({s['best_epoch']}) | {s['last3_min']:.2f} | "
+                       f"{len(s['epochs_at_target'])} of {s['epochs']}")
+        else:
+            numbers = "not run yet | | |"
+        lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {badge(path.stem)} |")
+    histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
+                 if (RESULTS / f"{p.stem}.json").exists()]
+    if histories:
+        devices = sorted({h.device for h in histories})
+        minutes = sum(sum(h.seconds) for h in histories) / 60
+        lines += ["", f"Training time of these {len(histories)} runs (one per step, seed runs and the squeeze not "
+                      f"counted): {minutes:.0f} min on {', '.join(devices)}."]
+    return "\n".join(lines)
+
+
+def headline() -> str:
+    """The README's headline claim, from the final notebook's seed table."""
+    records = sorted(RESULTS.glob("[0-9][0-9]_*seeds.json"))
+    if not records:
+        return "*The final model has not been run yet.*"
+    summary = json.loads(records[-1].read_text())
+    stats, n = summary["stats"], len(summary["rows"])
+    held = sum(r["last3_min"] >= TARGET for r in summary["rows"])
+    return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds, the worst of the last "
+            f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
+            f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
+            f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
+            f"(`{records[-1].relative_to(ROOT)}`)" + squeeze_line(records[-1].stem[:2]))
+
+
+def squeeze_line(step: str) -> str:
+    """One sentence on the squeezed model of the final step, if it was trained."""
+    squeezed = sorted(RESULTS.glob(f"{step}_squeeze*.json"))
+    if not squeezed:
+        return ""
+    s = History.load(squeezed[-1]).summary()
+    held = "holds" if s["last3_min"] >= TARGET else "does not hold"
+    return (f"\n\nSqueezed to **{s['params']:,} parameters**, the same recipe {held} the bar: best "
+            f"{s['best_test_acc']:.2f} %, worst of the last 3 epochs {s['last3_min']:.2f} % (one seed).")
+
+
+def bench_table() -> str:
+    """The README's performance table, from results/bench_<device>.json (``make bench``)."""
+    lines = []
+    for record in sorted(RESULTS.glob("bench_*.json")):
+        b = json.loads(record.read_text())
+        lines += [f"On **{b['device']}**, torch {b['torch']}, {b['threads']} threads, {b['notebook']}'s model and config, "
+                  f"median of {b['repeats']} alternating runs (`{record.relative_to(ROOT)}`):", "",
+                  "| pipeline | s / training epoch | images / s | s / test pass | peak memory added (MiB) |",
+                  "|---|---:|---:|---:|---:|"]
+        for pipeline, row in b["median"].items():
+            name = BENCH_ROWS[pipeline].format(workers=b["reference_workers"])
+            lines.append(f"| {name} | {row['train_seconds']:.2f} | {row['train_images_per_s']:,.0f} | "
+                         f"{row['test_seconds']:.2f} | {row['peak_mib']:,.0f} |")
+        speedup = b["speedup"]
+        lines += ["", f"Speed-up: **{speedup['train']:.2f}×** per training epoch, {speedup['test']:.2f}× per test pass"
+                      + (f"; the malloc setting alone: {speedup['train_malloc_only']:.2f}×." if "train_malloc_only" in
+                         speedup else "."), ""]
+    return "\n".join(lines).strip() or "*No benchmark recorded yet: run `make bench`.*"
+
+
+def profile_summary() -> str:
+    """The README's profile of one training step, from results/profile_<device>.json (``make profile``)."""
+    lines = []
+    for record in sorted(RESULTS.glob("profile_*.json")):
+        r = json.loads(record.read_text())
+        phases = r["phases_ms"]
+        lines += [f"One training step of {r['notebook']}'s model through helpers, batch {r['batch_size']}, on "
+                  f"**{r['device']}** (`{record.relative_to(ROOT)}`, mean of {r['steps']} steps):", "",
+                  "| phase | ms / step | share |", "|---|---:|---:|"]
+        lines += [f"| {name} | {ms:.2f} | {100 * ms / r['step_ms']:.0f} % |" for name, ms in phases.items()]
+        lines += [f"| **whole step** | **{r['step_ms']:.2f}** | {r['step_ms'] * r['steps_per_epoch'] / 1000:.1f} s "
+                  f"per epoch of {r['steps_per_epoch']} steps |", "",
+                  "Inside the step, by kind of operation (`torch.profiler`, share of the operations' own time): "
+                  + ", ".join(f"{kind} {share:.0f} %" for kind, share in r["op_kinds_percent"].items()) + "."]
+        c = r["compiled"]
+        if "error" in c:
+            lines += ["", f"`torch.compile` could not run there ({c['error']})."]
+        else:
+            lines += ["", f"The same step under `torch.compile`, alternating with the eager one on the same batches: "
+                          f"{c['compiled_step_ms']:.2f} ms against {c['eager_step_ms']:.2f} ms "
+                          f"({c['eager_step_ms'] / c['compiled_step_ms']:.2f}×), after {c['compile_seconds']:.0f} s "
+                          f"of compiling."]
+        lines.append("")
+    return "\n".join(lines).strip() or "*No profile recorded yet: run `make profile`.*"
+
+
+def accuracy_table() -> str:
+    """The README's same-accuracy check, from results/reference_pipeline_seeds.json (``make bench-accuracy``)."""
+    record = RESULTS / "reference_pipeline_seeds.json"
+    if not record.exists():
+        return "*Not run yet: `make bench-accuracy`.*"
+    r = json.loads(record.read_text())
+    columns = [("reference", "torchvision + DataLoader")] + ([("helpers", "helpers")] if "helpers" in r else [])
+    lines = ["| seed | " + " | ".join(f"{label}: best % | {label}: worst of last 3 %" for _, label in columns) + " |",
+             "|---:|" + "---:|" * (2 * len(columns))]
+    by_seed = [{row["seed"]: row for row in r[key]["rows"]} for key, _ in columns]
+    for seed in r["reference"]["rows"]:
+        cells = [f"{rows[seed['seed']]['best']:.2f} | {rows[seed['seed']]['last3_min']:.2f}" if seed["seed"] in rows
+                 else " | " for rows in by_seed]
+        lines.append(f"| {seed['seed']} | " + " | ".join(cells) + " |")
+    stats = [r[key]["stats"] for key, _ in columns]
+    lines.append("| mean ± std | " + " | ".join(f"{s['best']['mean']:.2f} ± {s['best']['std']:.2f} | "
+                                              f"{s['last3_min']['mean']:.2f} ± {s['last3_min']['std']:.2f}"
+                                              for s in stats) + " |")
+    held = sum(row["last3_min"] >= TARGET for row in r["reference"]["rows"])
+    lines += ["", f"{r['notebook']}'s model and config, {r['reference']['epochs']} epochs, same initial weights per "
+                  f"seed; through the reference pipeline {held} of {len(r['reference']['rows'])} seeds stay at "
+                  f"≥ {TARGET} % on each of the last 3 epochs (`{record.relative_to(ROOT)}`, on {r['device']})."]
+    return "\n".join(lines)
+
+
+SECTIONS = {"journey-table": journey_table, "headline": headline, "bench": bench_table,
+            "accuracy": accuracy_table, "profile": profile_summary}
+
+
+def readme_sections(text: str) -> dict[str, tuple[int, int]]:
+    """Where each generated section sits in the README: between <!-- NAME:start --> and <!-- NAME:end -->."""
+    spans = {}
+    for name in SECTIONS:
+        start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start_mark in text:
+            spans[name] = (text.index(start_mark) + len(start_mark), text.index(end_mark))
+    return spans
+
+
+def update_readme(readme: Path = README) -> bool:
+    """Regenerate the README's generated sections and images/journey.png. True if the README changed."""
+    text = readme.read_text()
+    new = text
+    for name in SECTIONS:
+        span = readme_sections(new).get(name)
+        if span:
+            new = new[:span[0]] + "\n" + SECTIONS[name]() + "\n" + new[span[1]:]
+    records = [RESULTS / f"{p.stem}.json" for p in notebook_paths() if (RESULTS / f"{p.stem}.json").exists()]
+    if records:
+        (ROOT / "images").mkdir(exist_ok=True)
+        journey_plot(records).savefig(ROOT / "images" / "journey.png", dpi=110)
+    if new != text:
+        readme.write_text(new)
+        return True
+    return False
+
+
+def journey_plot(result_files: list[str | Path]):
+    """Accuracy and parameters, step by step, read from the saved histories."""
+    steps = [(Path(f).stem, History.load(f)) for f in sorted(result_files)]
+    labels = [name.split("_")[0] for name, _ in steps]
+    x = range(len(steps))
+    fig, (ax_acc, ax_params) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[3, 2])
+    ax_acc.plot(x, [h.best_test_acc for _, h in steps], "o-", label="best epoch")
+    ax_acc.plot(x, [h.last3_min for _, h in steps], "s-", label="worst of the last 3 epochs")
+    ax_acc.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
+    ax_acc.set(ylabel="test accuracy (%)", title="the journey")
+    ax_params.bar(x, [h.params for _, h in steps], color="tab:gray")
+    ax_params.axhline(8000, color="crimson", linestyle=":", linewidth=1, label="8,000 parameters")
+    ax_params.set(ylabel="parameters", xlabel="step", xticks=list(x), xticklabels=labels)
+    for ax in (ax_acc, ax_params):
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+if __name__ == "__main__":
+    update_readme()
+    sys.exit(0)
