@@ -54,3 +54,15 @@ def test_show_summary_prints_tables_and_count(capsys):
     out = capsys.readouterr().out
     assert "Total params: 4,018" in out and "Parameters: 4,018" in out and "RF" in out
     assert model.training, "the summary must not leave the model in eval mode"
+
+
+def test_layer_column_fits_the_longest_name():
+    from helpers.summary import format_receptive_field_table
+
+    model = nn.Sequential()
+    model.add_module("a_rather_long_block_name", nn.Conv2d(1, 2, 3))
+    model.add_module("gap", nn.AdaptiveAvgPool2d(1))
+    lines = format_receptive_field_table(receptive_field_table(model)).splitlines()
+    name_width = len("a_rather_long_block_name")
+    assert lines[2].startswith("a_rather_long_block_name ")
+    assert lines[0].index("type") == lines[2].index("Conv2d") > name_width

@@ -1,0 +1,63 @@
+"""The design search: architecture strings build the networks they name, runs are recorded and resumed."""
+
+import json
+
+import pytest
+import torch
+
+from helpers.summary import count_parameters, receptive_field_table
+from tools import search
+
+
+def test_architecture_string_by_hand():
+    # c8: 1*8*9 + BN 16; c8: 8*8*9 + 16; p; c12: 8*12*9 + 24; c16: 12*16*9 + 32; h: 16*10 (no bias, no BN)
+    model = search.build("c8 c8 p c12 c16 h")
+    assert count_parameters(model) == (72 + 16) + (576 + 16) + (864 + 24) + (1728 + 32) + 160
+    rows = receptive_field_table(model)
+    assert [(r["output"], r["receptive_field"]) for r in rows] == [(26, 3), (24, 5), (12, 6), (10, 10), (8, 14),
+                                                                  (8, 14), (1, 28)]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_padding_separable_and_transition_tokens():
+    padded = receptive_field_table(search.build("C4 h"))
+    assert padded[0]["output"] == 28
+    # s8 after c4: depthwise 4*9, pointwise 4*8, BN 16; t6: 8*6 + BN 12
+    assert count_parameters(search.build("c4 s8 t6 h")) == (36 + 8) + (36 + 32 + 16) + (48 + 12) + 60
+    assert any(isinstance(m, torch.nn.Dropout2d) for m in search.build("c4 h", dropout=0.1).modules())
+    assert not any(isinstance(m, torch.nn.Dropout2d) for m in search.build("c4 h").modules())
+
+
+@pytest.mark.parametrize("arch", ["c8 x3 h", "c8 p", "", "c0 h", "cX h"])
+def test_bad_architectures_are_named(arch):
+    with pytest.raises(ValueError, match="token|must end"):
+        search.build(arch)
+
+
+def test_key_names_what_differs_from_the_base_recipe():
+    assert search.key(search.candidate("c8 p c12 h")) == "c8-p-c12-h"
+    assert search.key(search.candidate("c8 p c12 h", max_lr=0.05, batch_size=64)) == "c8-p-c12-h_batch_size=64_max_lr=0.05"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        search.candidate("c8 h", lr_peak=0.1)
+
+
+def test_a_search_records_each_run_and_resumes(tmp_path, mnist_root, smoke, monkeypatch, capsys):
+    monkeypatch.setitem(search.STAGES, 99, [search.candidate("c4 p c8 h"), search.candidate("c4 p c8 h", degrees=0.0)])
+    args = ["--stage", "99", "--seeds", "1", "2", "--out", str(tmp_path)]
+    assert search.main(args) == 0
+    records = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert records == ["c4-p-c8-h__seed1.json", "c4-p-c8-h__seed2.json",
+                       "c4-p-c8-h_degrees=0__seed1.json", "c4-p-c8-h_degrees=0__seed2.json"]
+    capsys.readouterr()
+    assert search.main(args) == 0
+    assert "===" not in capsys.readouterr().out, "a recorded run is not trained again"
+    record = json.loads((tmp_path / records[0]).read_text())
+    assert record["candidate"]["arch"] == "c4 p c8 h" and record["config"]["seed"] == 1
+    table = search.summary_table(tmp_path)
+    assert "c4-p-c8-h_degrees=0" in table and table.count("\n") == 2
+
+
+def test_workers_split_the_runs_between_them(tmp_path, mnist_root, smoke, monkeypatch):
+    monkeypatch.setitem(search.STAGES, 99, [search.candidate("c4 p c8 h")])
+    search.main(["--stage", "99", "--seeds", "1", "2", "3", "--out", str(tmp_path), "--worker", "1", "--workers", "2"])
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["c4-p-c8-h__seed2.json"]
