@@ -287,7 +287,7 @@ def predict(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None = None, root=None,
-        progress: bool = True, loaders: tuple | None = None) -> History:
+        progress: bool = True, loaders: tuple | None = None, quiet: bool = False) -> History:
     """Train ``model`` for ``config.epochs`` epochs, testing on the 10k test set after each.
 
     The schedule follows the epoch count only, never the test numbers: the test
@@ -295,18 +295,20 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     by the test command) it trains 1 epoch on 2,000 images and tests on 1,000.
     ``loaders`` = (train, test) replaces the fast loaders, e.g. with the
     torchvision pipeline, to check that both teach the model the same.
+    ``quiet`` prints nothing (``fit_seeds`` prints one line per seed instead).
     """
     from .cpu_tuning import keep_freed_memory
     from .summary import count_parameters
 
+    say = (lambda *args: None) if quiet else print
     if data.smoke_mode():
         config = dataclasses.replace(config, epochs=1)
-        print(f"SMOKE MODE ({data.SMOKE_ENV}=1): 1 epoch, {data.SMOKE_TRAIN} train / {data.SMOKE_TEST} test images")
+        say(f"SMOKE MODE ({data.SMOKE_ENV}=1): 1 epoch, {data.SMOKE_TRAIN} train / {data.SMOKE_TEST} test images")
     device = device or choose_device(verbose=False)
     tuned = device.type == "cpu" and keep_freed_memory()  # see helpers/cpu_tuning.py: same numbers, faster steps
-    print(f"Device: {describe_device(device)}, torch {torch.__version__}"
-          + ("; malloc keeps freed memory (helpers.cpu_tuning)" if tuned else ""))
-    print(config)
+    say(f"Device: {describe_device(device)}, torch {torch.__version__}"
+        + ("; malloc keeps freed memory (helpers.cpu_tuning)" if tuned else ""))
+    say(config)
     torch.manual_seed(config.seed)  # dropout masks repeat too
     model.to(device)
     train_loader, test_loader = loaders or make_loaders(config, device, root)
@@ -332,7 +334,7 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
                             ("test_loss", test_loss), ("test_acc", test_acc), ("test_correct", correct),
                             ("seconds", seconds)]:
             getattr(history, name).append(value)
-        print(f"epoch {epoch:2d}/{config.epochs}  lr {lr:.4f}  train loss {train_loss:.4f} acc {train_acc:6.2f}% (clean {clean_train_acc:6.2f}%)  "
+        say(f"epoch {epoch:2d}/{config.epochs}  lr {lr:.4f}  train loss {train_loss:.4f} acc {train_acc:6.2f}% (clean {clean_train_acc:6.2f}%)  "
               f"test loss {test_loss:.4f} acc {test_acc:6.2f}%  {seconds:5.1f} s")
     return history
 
@@ -355,12 +357,19 @@ def save_run(model: torch.nn.Module, history: History, name: str) -> None:
 
 
 def fit_seeds(make_model, config: Config, seeds: list[int], **fit_kwargs) -> list[History]:
-    """Train the same architecture and config once per seed (step 13): how much of a result is luck?"""
+    """Train the same architecture and config once per seed: how much of a result is luck?
+
+    A seed sets the initial weights, the shuffle, the dropout masks and the
+    augmentation. Each run is quiet; one line per seed says how it ended.
+    """
     histories = []
     for seed in seeds:
-        print(f"--- seed {seed} ---")
         set_seed(seed)
-        histories.append(fit(make_model(), dataclasses.replace(config, seed=seed), **fit_kwargs))
+        h = fit(make_model(), dataclasses.replace(config, seed=seed), **({"quiet": True, "progress": False} | fit_kwargs))
+        histories.append(h)
+        print(f"seed {seed}: best {h.best_test_acc:.2f} % (epoch {h.best_epoch}), last {h.last_test_acc:.2f} %, "
+              f"worst of last 3 {h.last3_min:.2f} %, {len(h.epochs_at_target)} epochs at >= {TARGET} %  "
+              f"({sum(h.seconds) / 60:.1f} min on {h.device})")
     return histories
 
 
@@ -378,10 +387,12 @@ def seed_summary(histories: list[History]) -> dict:
 
 
 def save_seeds(histories: list[History], name: str) -> dict:
-    """Summarize a multi-seed run, print the table, store it in results/NAME.json (smoke runs: a temp folder)."""
+    """Summarize a multi-seed run, print the table, store it and every seed's history in results/NAME.json
+    (smoke runs: a temporary folder)."""
     summary = seed_summary(histories)
     print(format_seed_table(summary))
-    write_json(output_base(histories[0].smoke) / "results" / f"{name}.json", summary)
+    record = summary | {"histories": [dataclasses.asdict(h) for h in histories]}
+    write_json(output_base(histories[0].smoke) / "results" / f"{name}.json", record)
     return summary
 
 

@@ -90,7 +90,7 @@ def test_result_cell_states_the_recorded_numbers(path):
     assert record.exists(), f"{record} missing: run `python -m tools.journey --steps {path.stem[:2]}`"
     nb = nbformat.read(path, as_version=4)
     cell = nb.cells[journey.result_cell_index(nb)].source
-    assert cell == journey.result_markdown(History.load(record), path.stem)
+    assert cell == journey.result_markdown(History.load(record), path.stem, journey.load_seeds(path.stem))
 
 
 EXTRA_MODELS = {"13_squeeze": "SmallNet"}  # record -> class, for a notebook that trains a second model
@@ -315,7 +315,7 @@ def test_journey_plot_draws_every_step(tmp_path):
     paths = [fake_history([97.0, 98.5, 99.1]).save(tmp_path / "01_a.json"),
              fake_history([99.0, 99.5]).save(tmp_path / "02_b.json")]
     ax_acc, ax_params = readme.journey_plot(paths).axes
-    best = next(line for line in ax_acc.get_lines() if line.get_label() == "best epoch")
+    best = next(line for line in ax_acc.get_lines() if line.get_label().startswith("best epoch"))
     assert list(best.get_ydata()) == [99.1, 99.5]
     assert [t.get_text() for t in ax_params.get_xticklabels()] == ["01", "02"]
     assert [p.get_height() for p in ax_params.patches] == [123, 123]
@@ -330,3 +330,31 @@ def test_helpers_does_not_import_the_tools():
               "print(sorted({m.split('.')[0] for m in sys.modules} & {'tools', 'nbformat', 'nbclient', 'nbval'}))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_result_cell_gives_the_seed_figures_when_there_are_seed_runs():
+    from tests.test_train import fake_history
+    from helpers.train import seed_summary
+
+    runs = [fake_history([99.0, 99.45, 99.42, 99.43]), fake_history([99.1, 99.38, 99.44, 99.46])]
+    runs[0].config, runs[1].config = {"seed": 1}, {"seed": 2}
+    cell = journey.result_markdown(runs[0], "99_x", seed_summary(runs))
+    assert "| over 2 seeds (1, 2): worst of the last 3 epochs | 99.40 % ± 0.03 (lowest 99.38 %) |" in cell
+    assert "| seeds at ≥ 99.4 % on each of the last 3 epochs | 1 of 2 |" in cell
+    assert "results/99_x_seeds.json" in cell
+    assert "seeds" not in journey.result_markdown(runs[0], "99_x")
+
+
+def test_journey_plot_draws_the_seed_range_where_there_is_one(tmp_path):
+    from tests.test_train import fake_history
+
+    paths = [fake_history([97.0, 98.5, 99.1]).save(tmp_path / "01_a.json"),
+             fake_history([99.0, 99.5, 99.45]).save(tmp_path / "02_b.json")]
+    seeds = {"rows": [{"seed": 1, "last3_min": 99.1}, {"seed": 2, "last3_min": 99.3}, {"seed": 3, "last3_min": 99.2}]}
+    (tmp_path / "02_b_seeds.json").write_text(json.dumps(seeds))
+    ax_acc = readme.journey_plot(paths).axes[0]
+    (bars,) = [c for c in ax_acc.containers]
+    (points,) = [line for line in ax_acc.get_lines() if line.get_marker() == "D"]
+    assert list(points.get_xdata()) == [1] and list(points.get_ydata()) == pytest.approx([99.2])
+    segment = bars.lines[2][0].get_segments()[0]
+    assert segment[:, 1].tolist() == pytest.approx([99.1, 99.3])

@@ -192,3 +192,15 @@ def test_seed_summary_and_table():
     assert not summary["all_last3_at_target"]
     table = train.format_seed_table(summary)
     assert "mean" in table and "99.41" in table
+
+
+def test_seed_runs_print_one_line_each_and_store_every_history(mnist_root, smoke, capsys, tmp_path):
+    histories = train.fit_seeds(tiny_net, Config(batch_size=64, seed=0), seeds=[3, 4], device=torch.device("cpu"))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["seed 3", "seed 4"]
+    assert f"worst of last 3 {histories[0].last3_min:.2f} %" in lines[0]
+    assert [h.config["seed"] for h in histories] == [3, 4] and histories[0].test_acc != histories[1].test_acc
+    train.save_seeds(histories, "99_seeds_test")
+    record = json.loads((train.output_base(smoke=True) / "results" / "99_seeds_test.json").read_text())
+    assert [History(**h).test_acc for h in record["histories"]] == [h.test_acc for h in histories]
+    assert [r["seed"] for r in record["rows"]] == [3, 4]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import sys
@@ -177,8 +178,19 @@ def load_architecture(path: Path, name: str = "Net") -> dict:
     return namespace
 
 
-def result_markdown(history: History, name: str) -> str:
-    """The Result cell, written from the recorded history (never typed by hand)."""
+def seeds_rows(seeds: dict) -> list[str]:
+    """The Result cell's rows for a multi-seed record (``helpers.train.save_seeds``)."""
+    stats, rows = seeds["stats"], seeds["rows"]
+    held = sum(r["last3_min"] >= TARGET for r in rows)
+    listed = ", ".join(str(r["seed"]) for r in rows)
+    return [f"| over {len(rows)} seeds ({listed}): worst of the last 3 epochs | {stats['last3_min']['mean']:.2f} % "
+            f"± {stats['last3_min']['std']:.2f} (lowest {stats['last3_min']['min']:.2f} %) |",
+            f"| over {len(rows)} seeds: best epoch | {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f} |",
+            f"| seeds at ≥ {TARGET} % on each of the last 3 epochs | {held} of {len(rows)} |"]
+
+
+def result_markdown(history: History, name: str, seeds: dict | None = None) -> str:
+    """The Result cell, written from the recorded history and, if any, the seed runs (never typed by hand)."""
     s = history.summary()
     at_target = len(s["epochs_at_target"])
     rows = [
@@ -193,8 +205,16 @@ def result_markdown(history: History, name: str) -> str:
                     f"{s['last_clean_train_acc']:.2f} % |")
     rows += [f"| epochs at ≥ {TARGET} % | {at_target} of {s['epochs']} |",
              f"| time | {s['seconds_per_epoch']:.1f} s per epoch on {s['device']} |"]
-    return "\n".join(["## Result", f"*Written by `tools.journey` from `results/{name}.json`, the recorded run.*", "",
-                      "| | |", "|---|---|", *rows])
+    source = f"`results/{name}.json`, the recorded run"
+    if seeds is not None:
+        rows += seeds_rows(seeds)
+        source += f", and `results/{name}_seeds.json`, the seed runs"
+    return "\n".join(["## Result", f"*Written by `tools.journey` from {source}.*", "", "| | |", "|---|---|", *rows])
+
+
+def load_seeds(name: str) -> dict | None:
+    record = RESULTS / f"{name}_seeds.json"
+    return json.loads(record.read_text()) if record.exists() else None
 
 
 def result_cell_index(nb: nbformat.NotebookNode) -> int:
@@ -205,7 +225,8 @@ def result_cell_index(nb: nbformat.NotebookNode) -> int:
 
 
 def fill_result(nb: nbformat.NotebookNode, name: str) -> None:
-    nb.cells[result_cell_index(nb)].source = result_markdown(History.load(RESULTS / f"{name}.json"), name)
+    nb.cells[result_cell_index(nb)].source = result_markdown(History.load(RESULTS / f"{name}.json"), name,
+                                                             load_seeds(name))
 
 
 def clean_outputs(nb: nbformat.NotebookNode) -> None:

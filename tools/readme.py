@@ -20,24 +20,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_ROWS  # noqa: E402
-from .journey import RESULTS, ROOT, badge, notebook_paths, step_title  # noqa: E402
+from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
 
 
 def journey_table() -> str:
     """The README's results table, one row per notebook, from results/NN_topic.json."""
-    lines = ["| step | notebook | parameters | best test % (epoch) | worst of last 3 % | epochs ≥ 99.4 % | Colab |",
-             "|---|---|---:|---:|---:|---:|---|"]
+    lines = ["| step | notebook | parameters | best test % (epoch) | worst of last 3 % | epochs ≥ 99.4 % "
+             "| worst of last 3 over seeds: mean ± std (lowest) | Colab |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for path in notebook_paths():
         record = RESULTS / f"{path.stem}.json"
         link = f"[{step_title(path)}](notebooks/{path.name})"
         if record.exists():
             s = History.load(record).summary()
+            seeds = load_seeds(path.stem)
+            spread = (f"{seeds['stats']['last3_min']['mean']:.2f} ± {seeds['stats']['last3_min']['std']:.2f} "
+                      f"({seeds['stats']['last3_min']['min']:.2f}), {len(seeds['rows'])} seeds" if seeds else "one seed")
             numbers = (f"{s['params']:,} | {s['best_test_acc']:.2f} ({s['best_epoch']}) | {s['last3_min']:.2f} | "
-                       f"{len(s['epochs_at_target'])} of {s['epochs']}")
+                       f"{len(s['epochs_at_target'])} of {s['epochs']} | {spread}")
         else:
-            numbers = "not run yet | | |"
+            numbers = "not run yet | | | |"
         lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {badge(path.stem)} |")
     histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
                  if (RESULTS / f"{p.stem}.json").exists()]
@@ -184,8 +188,17 @@ def journey_plot(result_files: list[str | Path]):
     labels = [name.split("_")[0] for name, _ in steps]
     x = range(len(steps))
     fig, (ax_acc, ax_params) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[3, 2])
-    ax_acc.plot(x, [h.best_test_acc for _, h in steps], "o-", label="best epoch")
-    ax_acc.plot(x, [h.last3_min for _, h in steps], "s-", label="worst of the last 3 epochs")
+    ax_acc.plot(x, [h.best_test_acc for _, h in steps], "o-", label="best epoch (recorded seed)")
+    ax_acc.plot(x, [h.last3_min for _, h in steps], "s-", label="worst of the last 3 epochs (recorded seed)")
+    # Where a step ran several seeds: the range of their worst-of-last-3 accuracies, and its mean.
+    spread = [(i, json.loads(seeds.read_text())) for i, (name, _) in enumerate(steps)
+              if (seeds := Path(result_files[0]).parent / f"{name}_seeds.json").exists()]
+    if spread:
+        values = [[row["last3_min"] for row in s["rows"]] for _, s in spread]
+        means = [sum(v) / len(v) for v in values]
+        ax_acc.errorbar([i for i, _ in spread], means, fmt="D", color="black", capsize=4,
+                        yerr=[[m - min(v) for m, v in zip(means, values)], [max(v) - m for m, v in zip(means, values)]],
+                        label="worst of the last 3 over seeds: mean and range")
     ax_acc.axhline(TARGET, color="gray", linestyle="--", linewidth=1, label=f"{TARGET} %")
     ax_acc.set(ylabel="test accuracy (%)", title="the journey")
     ax_params.bar(x, [h.params for _, h in steps], color="tab:gray")
