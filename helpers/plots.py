@@ -1,4 +1,4 @@
-"""Pictures of the data and of a run. Each function returns its matplotlib Figure."""
+"""Pictures of the data, of a run and of what a network sees. Each function returns its matplotlib Figure."""
 
 from __future__ import annotations
 
@@ -82,3 +82,77 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int
            title="confusion matrix (test set)")
     fig.tight_layout()
     return fig, matrix
+
+
+def receptive_field_picture(model: torch.nn.Module, image: torch.Tensor, cols: int = 6):
+    """One digit per layer, with the square of it that the centre pixel of that layer's output sees (step 01).
+
+    Drawn from the same numbers as ``receptive_field_table``: the square is
+    the receptive field, centred where that pixel looks; parts of it outside
+    the image are the zero padding the network sees there.
+    """
+    from .summary import receptive_field_table
+
+    rows = receptive_field_table(model, tuple(image.shape[-3:]))
+    n = len(rows)
+    fig, axes = plt.subplots(-(-n // cols), cols, figsize=(cols * 1.9, -(-n // cols) * 2.2), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    size = image.shape[-1]
+    for ax, row in zip(axes.flat, rows):
+        centre = row["start"] + (row["output"] // 2) * row["jump"]
+        low = centre - (row["receptive_field"] - 1) / 2
+        ax.imshow(image.squeeze().cpu(), cmap="gray_r", extent=(-0.5, size - 0.5, size - 0.5, -0.5))
+        ax.add_patch(plt.Rectangle((low - 0.5, low - 0.5), row["receptive_field"], row["receptive_field"],
+                                   fill=False, edgecolor="crimson", linewidth=2, clip_on=False))
+        ax.set(xlim=(-4, size + 3), ylim=(size + 3, -4))
+        ax.set_title(f"{row['layer']}\nRF {row['receptive_field']}", fontsize=9)
+    fig.suptitle("what one output pixel of each layer sees (red square)")
+    fig.tight_layout()
+    return fig
+
+
+def first_layer_kernels(model: torch.nn.Module, cols: int = 8):
+    """The weights of the first convolution, one small image per kernel: edge and stroke detectors."""
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    kernels = conv.weight.detach().cpu()[:, 0]  # (out_channels, k, k): MNIST has one input channel
+    rows = -(-len(kernels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.1), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    limit = kernels.abs().max().item()
+    for i, (ax, kernel) in enumerate(zip(axes.flat, kernels)):
+        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_title(str(i), fontsize=8)
+    fig.suptitle("first-layer kernels (red: positive weight, blue: negative)")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8):
+    """One digit through the network: the first ``per_layer`` maps each 3x3 convolution outputs, a row per layer."""
+    convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
+    outputs: dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out[0].cpu()))
+               for name, m in convs]
+    was_training = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        model(image.reshape(1, 1, *image.shape[-2:]).to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    fig, axes = plt.subplots(len(convs), per_layer, figsize=(per_layer * 1.05, len(convs) * 1.15), squeeze=False)
+    for row, (name, _) in zip(axes, convs):
+        maps = outputs[name]
+        for i, ax in enumerate(row):
+            ax.axis("off")
+            if i < len(maps):
+                ax.imshow(maps[i], cmap="viridis")
+        row[0].set_title(f"{name}: {maps.shape[0]} maps of {maps.shape[1]}×{maps.shape[2]}", fontsize=8, loc="left")
+    fig.suptitle("one digit through the network (first maps of each 3×3 convolution)")
+    fig.tight_layout()
+    return fig

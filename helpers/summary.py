@@ -30,32 +30,40 @@ def receptive_field_table(model: nn.Module, input_size: tuple[int, int, int] = (
 
         receptive field out = receptive field in + (k - 1) * d * jump in
         jump out            = jump in * s
+        start out           = start in + ((k - 1) * d / 2 - padding) * jump in
+
+``start`` is where, in input pixels, the first output pixel's view is
+centred (it moves left by the padding): ``plots.receptive_field_picture``
+uses it to draw the region one output pixel sees.
 
     Global average pooling is a kernel as large as its input. Layers such as
     BatchNorm, ReLU or Dropout change neither, so they are left out. The
     receptive field may exceed the image (28): the border is padding.
     """
     rows: list[dict] = []
-    state = {"rf": 1, "jump": 1}
+    state = {"rf": 1, "jump": 1, "start": 0.0}
 
     def hook(module, inputs, output):
         size_in = inputs[0].shape[-1]
         if isinstance(module, nn.Conv2d):
             k, s, d = _pair(module.kernel_size), _pair(module.stride), _pair(module.dilation)
+            p = _pair(module.padding) if not isinstance(module.padding, str) else (k - 1) * d // 2  # "same"
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
             k = _pair(module.kernel_size)
             s = _pair(module.stride if module.stride is not None else module.kernel_size)
             d = _pair(getattr(module, "dilation", 1))
+            p = _pair(module.padding)
         else:  # AdaptiveAvgPool2d / AdaptiveMaxPool2d to 1x1: global pooling
             if _pair(module.output_size) != 1:
                 raise ValueError("receptive_field_table handles adaptive pooling to 1x1 only")
-            k, s, d = size_in, 1, 1
+            k, s, d, p = size_in, 1, 1, 0
+        state["start"] += ((k - 1) * d / 2 - p) * state["jump"]
         state["rf"] += (k - 1) * d * state["jump"]
         state["jump"] *= s
         name = names[module]
         rows.append({"layer": name, "type": type(module).__name__, "kernel": k, "stride": s,
                      "input": size_in, "output": output.shape[-1], "channels": output.shape[1],
-                     "jump": state["jump"], "receptive_field": state["rf"]})
+                     "jump": state["jump"], "receptive_field": state["rf"], "start": state["start"]})
 
     kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     names = {m: n for n, m in model.named_modules() if isinstance(m, kinds)}

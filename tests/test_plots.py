@@ -66,3 +66,49 @@ def test_training_curves_add_the_clean_train_accuracy_when_recorded():
     ax_acc = plots.training_curves(h).axes[1]
     curves = {line.get_label(): list(line.get_ydata()) for line in ax_acc.get_lines()}
     assert curves["train (eval mode, no augmentation)"] == [97.5, 98.9, 99.6]
+
+
+def square_of(ax):
+    (rect,) = [p for p in ax.patches]
+    return rect.get_x(), rect.get_y(), rect.get_width()
+
+
+def test_receptive_field_picture_draws_the_square_each_layer_sees():
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 3), nn.MaxPool2d(2), nn.Conv2d(2, 2, 3, padding=1),
+                          nn.AdaptiveAvgPool2d(1))
+    image = torch.rand(1, 28, 28)
+    fig = plots.receptive_field_picture(model, image)
+    drawn = [ax for ax in fig.axes if ax.patches]
+    assert [ax.get_title() for ax in drawn] == ["0\nRF 3", "1\nRF 5", "2\nRF 6", "3\nRF 10", "4\nRF 32"]
+    # By hand: conv 28->26, the centre output pixel (13) looks at input pixels 13..15: the square from 12.5, 3 wide.
+    assert square_of(drawn[0]) == (12.5, 12.5, 3)
+    # conv 26->24: pixel 12 sees 12..16; pool 24->12: pixel 6 sees 12..17; padded conv: pixel 6 sees 10..19;
+    # GAP over the 12x12 map (jump 2) adds 22: 32 pixels centred on 13.5, from -2 (padding) to 29.
+    assert [square_of(ax) for ax in drawn[1:]] == [(11.5, 11.5, 5), (11.5, 11.5, 6), (9.5, 9.5, 10), (-2.5, -2.5, 32)]
+    assert all(len(ax.get_images()) == 1 for ax in drawn)
+
+
+def test_first_layer_kernels_shows_each_kernel_as_it_is():
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 5, 3), nn.ReLU(), nn.Conv2d(5, 7, 3))
+    fig = plots.first_layer_kernels(model, cols=4)
+    shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 5
+    assert torch.equal(torch.tensor(shown[2]), model[0].weight.detach()[2, 0])
+
+
+def test_feature_maps_one_row_per_3x3_convolution():
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 3, 3), nn.Conv2d(3, 10, 1))
+    model.train()
+    fig = plots.feature_maps(model, torch.rand(28, 28), per_layer=4)
+    rows = [[ax for ax in fig.axes[i * 4:(i + 1) * 4]] for i in range(2)]
+    assert len(fig.axes) == 8, "the 1x1 convolution is not drawn"
+    assert [len([ax for ax in row if ax.get_images()]) for row in rows] == [4, 3]
+    assert rows[0][0].get_images()[0].get_array().shape == (26, 26)
+    assert rows[0][0].get_title(loc="left") == "0: 4 maps of 26×26"
+    assert model.training, "the picture leaves the model in the mode it found"

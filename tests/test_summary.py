@@ -35,6 +35,8 @@ def test_receptive_field_by_hand():
         ("AdaptiveAvgPool2d", 1, 4, 30),  # GAP over 5x5: +(5-1)*4
     ]
     assert rows[0]["layer"] == "0" and rows[-1]["layer"] == "11"
+    # where the first output pixel's view is centred, in input pixels: +((k-1)/2 - padding) * jump in
+    assert [r["start"] for r in rows] == [1, 2, 2.5, 2.5, 2.5, 4.5, 12.5]
 
 
 def test_dilation_counts():
