@@ -11,11 +11,11 @@ maintainers' tools (notebook runner, README, benchmark, search) live in
 ``tools/`` beside this package and import it, never the other way round.
 """
 
-from .data import load_mnist, smoke_mode
+from .data import FastLoader, load_mnist, smoke_mode
 from .files import ensure_mnist, project_root
 from .summary import count_parameters, receptive_field_table, show_summary
 from .train import Config, History, choose_device, fit, fit_seeds, predict_test_set, save_run, save_seeds, set_seed
 
-__all__ = ["Config", "History", "choose_device", "count_parameters", "ensure_mnist", "fit", "fit_seeds", "load_mnist",
+__all__ = ["Config", "FastLoader", "History", "choose_device", "count_parameters", "ensure_mnist", "fit", "fit_seeds", "load_mnist",
            "predict_test_set", "project_root", "receptive_field_table", "save_run", "save_seeds", "set_seed",
            "show_summary", "smoke_mode"]

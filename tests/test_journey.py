@@ -358,3 +358,35 @@ def test_journey_plot_draws_the_seed_range_where_there_is_one(tmp_path):
     assert list(points.get_xdata()) == [1] and list(points.get_ydata()) == pytest.approx([99.2])
     segment = bars.lines[2][0].get_segments()[0]
     assert segment[:, 1].tolist() == pytest.approx([99.1, 99.3])
+
+
+def the_loop_of_step_01():
+    """The function ``train_by_hand`` as step 01 writes it, with the notebook's own imports."""
+    import ast
+
+    nb = nbformat.read(NOTEBOOKS[0], as_version=4)
+    namespace: dict = {}
+    exec(nb.cells[2].source, namespace)
+    cell = next(c.source for c in nb.cells if c.cell_type == "code" and "def train_by_hand(" in c.source)
+    definition = [node for node in ast.parse(cell).body if isinstance(node, ast.FunctionDef)]
+    exec(compile(ast.Module(body=definition, type_ignores=[]), "01_vanilla", "exec"), namespace)
+    return namespace["train_by_hand"]
+
+
+def test_the_loop_written_out_in_step_01_is_what_fit_runs(mnist_root, smoke):
+    """Same seed, same config: the notebook's hand-written loop and fit give the same numbers."""
+    from torch import nn
+
+    from helpers.train import Config, fit, set_seed
+    from tests.test_train import tiny_net
+
+    def net():  # with dropout, so that the random stream must match too
+        return nn.Sequential(nn.Dropout2d(0.1), tiny_net())
+
+    config = Config(epochs=1, batch_size=64, optimizer="adam", lr=0.003, seed=5)
+    set_seed(5)
+    by_hand = the_loop_of_step_01()(net(), config, torch.device("cpu"))
+    set_seed(5)
+    history = fit(net(), config, device=torch.device("cpu"), progress=False, quiet=True)
+    assert [correct for _, correct in by_hand] == history.test_correct
+    assert [loss for loss, _ in by_hand] == pytest.approx(history.train_loss, rel=1e-6)

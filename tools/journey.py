@@ -19,14 +19,13 @@ Colab badge, setup, imports) from this file, the one place that holds them.
 from __future__ import annotations
 
 import argparse
-import io
+import ast
 import json
 import os
 import re
 import sys
 import tempfile
 import time
-import tokenize
 from pathlib import Path
 
 import nbformat
@@ -76,21 +75,15 @@ if "google.colab" in sys.modules:
 # What a notebook may import, in the order the import cell lists it: (name, the line that provides it).
 TORCH_IMPORTS = [("torch", "import torch"), ("nn", "from torch import nn"),
                  ("F", "import torch.nn.functional as F")]
-HELPERS_NAMES = ["Config", "fit", "fit_seeds", "load_mnist", "plots", "predict_test_set", "save_run", "save_seeds",
-                 "set_seed", "show_summary"]
+HELPERS_NAMES = ["Config", "FastLoader", "choose_device", "count_parameters", "fit", "fit_seeds", "load_mnist", "plots",
+                 "predict_test_set", "save_run", "save_seeds", "set_seed", "show_summary"]
 BADGE_PREFIX = "[![Open In Colab]"
 NAV_PREFIX = "**Step "
 
 
 def used_names(source: str) -> set[str]:
     """The names code uses on their own: ``fit`` in ``fit(model)``, not ``nn`` in ``torch.nn``, nothing in comments."""
-    names, previous = set(), None
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.NAME and previous != ".":
-            names.add(token.string)
-        if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
-            previous = token.string
-    return names
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
 
 
 def imports_source(nb: nbformat.NotebookNode) -> str:
