@@ -68,6 +68,19 @@ STAGES: dict[int, list[dict]] = {
         candidate("c8 c8 p c10 c12 c14 h"),            # towards the squeeze (~4,000)
         candidate("c8 c12 p t12 s24 s24 s24 h"),       # depthwise-separable after the pool
     ],
+    # 2: after stage 1's first seeds (99.43-99.47 % at 3,508-4,884 parameters, clean train accuracy ~99.7 %):
+    #    what costs no parameters (augmentation, peak lr, batch size) on the ~4,200 design, and
+    #    where depthwise-separable convolutions lead.
+    2: [
+        candidate("c8 c8 p c10 c12 c14 h", degrees=10.0, translate=0.05),
+        candidate("c8 c8 p c10 c12 c14 h", max_lr=0.04),
+        candidate("c8 c8 p c10 c12 c14 h", batch_size=64),
+        candidate("c8 c8 p c12 c12 c16 h", degrees=10.0, translate=0.05),
+        candidate("c8 c12 p t16 s32 s32 s32 h"),
+        candidate("c8 c12 p t12 s24 s24 s24 s24 h"),
+        candidate("c8 s16 p t12 s24 s24 s24 h"),
+        candidate("c8 c8 p c10 c12 c14 h", dropout=0.02),
+    ],
 }
 
 
