@@ -281,7 +281,7 @@ def test_clean_outputs_merges_streams_and_resolves_carriage_returns():
                     nbformat.v4.new_output("stream", name="stdout", text="epoch 2 done\n")]
     nb = nbformat.v4.new_notebook(cells=[cell])
     journey.clean_outputs(nb)
-    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "epoch 1 done\n"), ("stdout", "epoch 2 done\n")]
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "epoch 1 done\nepoch 2 done\n")]
 
 
 def test_assert_clean_fails_on_what_the_old_runner_stored():
@@ -390,3 +390,20 @@ def test_the_loop_written_out_in_step_01_is_what_fit_runs(mnist_root, smoke):
     history = fit(net(), config, device=torch.device("cpu"), progress=False, quiet=True)
     assert [correct for _, correct in by_hand] == history.test_correct
     assert [loss for loss, _ in by_hand] == pytest.approx(history.train_loss, rel=1e-6)
+
+
+def test_clean_outputs_joins_a_log_that_a_progress_bar_interrupted():
+    cell = nbformat.v4.new_code_cell("fit()")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="epoch 1\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\rbar  50%"),
+                    nbformat.v4.new_output("stream", name="stderr", text="\r        \r"),
+                    nbformat.v4.new_output("stream", name="stdout", text="epoch 2\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    journey.clean_outputs(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "epoch 1\nepoch 2\n")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_notebooks_are_clean(path):
+    """What GitHub shows: no progress-bar fragments, carriage returns, machine paths, echoed paths or errors."""
+    assert_clean(nbformat.read(path, as_version=4), path.name)

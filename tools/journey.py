@@ -222,23 +222,30 @@ def fill_result(nb: nbformat.NotebookNode, name: str) -> None:
                                                              load_seeds(name))
 
 
+def _merge_streams(outputs: list) -> list:
+    """Adjacent outputs of the same stream become one."""
+    merged: list = []
+    for out in outputs:
+        if (out.output_type == "stream" and merged and merged[-1].output_type == "stream"
+                and merged[-1].name == out.name):
+            merged[-1].text += out.text
+        else:
+            merged.append(out)
+    return merged
+
+
 def clean_outputs(nb: nbformat.NotebookNode) -> None:
-    """What a reader should see: adjacent stream outputs merged, each carriage-return overwrite resolved
-    to the text it left on screen (a progress bar that slipped through leaves its last state, or nothing)."""
+    """What a reader should see: each carriage-return overwrite resolved to the text it left on screen (a
+    progress bar that slipped through leaves its last state, or nothing), and adjacent stream outputs merged."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        merged: list = []
-        for out in cell.outputs:
-            if (out.output_type == "stream" and merged and merged[-1].output_type == "stream"
-                    and merged[-1].name == out.name):
-                merged[-1].text += out.text
-            else:
-                merged.append(out)
-        for out in merged:
+        outputs = _merge_streams(cell.outputs)
+        for out in outputs:
             if out.output_type == "stream" and "\r" in out.text:
                 out.text = "\n".join(line.rsplit("\r", 1)[-1] for line in out.text.split("\n"))
-        cell.outputs = [o for o in merged if not (o.output_type == "stream" and not o.text.strip())]
+        outputs = [o for o in outputs if not (o.output_type == "stream" and not o.text.strip())]
+        cell.outputs = _merge_streams(outputs)
 
 
 def _echoing_client(nb, **kwargs):
