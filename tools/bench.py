@@ -111,7 +111,7 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     else:
         train_loader = data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
                                              num_workers=workers)
-        test_loader = data.reference_loader(False, 1_000, num_workers=workers)
+        test_loader = data.reference_loader(False, train.EVAL_BATCH, num_workers=workers)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -280,7 +280,7 @@ def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
     device = train.choose_device()
     loaders = (data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
                                      num_workers=workers),
-               data.reference_loader(False, 1_000, num_workers=workers))
+               data.reference_loader(False, train.EVAL_BATCH, num_workers=workers))
     histories = []
     for seed in seeds:
         print(f"--- reference pipeline, seed {seed} ---", flush=True)
