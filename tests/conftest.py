@@ -1,6 +1,5 @@
 """Shared fixtures. The test command sets MNIST8K_SMOKE=1; these tests do not depend on it."""
 
-import os
 import shutil
 from pathlib import Path
 
