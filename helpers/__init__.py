@@ -14,8 +14,9 @@ maintainers' tools (notebook runner, README, benchmark, search) live in
 from .data import FastLoader, load_mnist, smoke_mode
 from .files import ensure_mnist, project_root
 from .summary import count_parameters, receptive_field_table, show_summary
-from .train import Config, History, choose_device, fit, fit_seeds, predict_test_set, save_run, save_seeds, set_seed
+from .train import (Config, History, choose_device, fit, fit_seeds, load_weights, predict_test_set, save_run,
+                    save_seeds, set_seed)
 
-__all__ = ["Config", "FastLoader", "History", "choose_device", "count_parameters", "ensure_mnist", "fit", "fit_seeds", "load_mnist",
-           "predict_test_set", "project_root", "receptive_field_table", "save_run", "save_seeds", "set_seed",
-           "show_summary", "smoke_mode"]
+__all__ = ["Config", "FastLoader", "History", "choose_device", "count_parameters", "ensure_mnist", "fit", "fit_seeds",
+           "load_mnist", "load_weights", "predict_test_set", "project_root", "receptive_field_table", "save_run",
+           "save_seeds", "set_seed", "show_summary", "smoke_mode"]

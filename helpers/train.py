@@ -41,7 +41,7 @@ def choose_device(verbose: bool = True) -> torch.device:
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         device, name = torch.device("mps"), "Apple GPU"
     else:
-        device, name = torch.device("cpu"), f"{torch.get_num_threads()} threads"
+        device, name = torch.device("cpu"), _threads()
     if verbose:
         print(f"Device: {device} ({name}), torch {torch.__version__}")
     return device
@@ -52,8 +52,13 @@ def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        return f"cpu ({_threads()})"
     return str(device)
+
+
+def _threads() -> str:
+    n = torch.get_num_threads()
+    return f"{n} thread{'s' if n != 1 else ''}"
 
 
 @dataclass
@@ -354,6 +359,19 @@ def save_run(model: torch.nn.Module, history: History, name: str) -> None:
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, weights)
     where = "a temporary folder (smoke run)" if history.smoke else "the project"
     print(f"Saved results/{name}.json and models/{name}.pt in {where}")
+
+
+def load_weights(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """Put the weights an earlier step stored with ``save_run`` into ``model`` (same architecture), on the CPU.
+
+    Always the recorded weights in the project's models/, also in smoke mode:
+    a later step compares itself with the step it builds on.
+    """
+    path = project_root() / "models" / f"{name}.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run that step first (make journey STEPS={name[:2]})")
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 def fit_seeds(make_model, config: Config, seeds: list[int], **fit_kwargs) -> list[History]:

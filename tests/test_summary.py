@@ -39,6 +39,16 @@ def test_receptive_field_by_hand():
     assert [r["start"] for r in rows] == [1, 2, 2.5, 2.5, 2.5, 4.5, 12.5]
 
 
+def test_multiply_adds_by_hand():
+    rows = receptive_field_table(small_net())
+    # a convolution: output height x width x out channels x (in channels x k x k); pooling: none
+    assert [r["multiply_adds"] for r in rows] == [
+        26 * 26 * 8 * (1 * 9), 24 * 24 * 16 * (8 * 9), 0, 12 * 12 * 8 * 16, 12 * 12 * 16 * (8 * 9),
+        5 * 5 * 10 * (16 * 9), 0]
+    depthwise = receptive_field_table(nn.Sequential(nn.Conv2d(4, 4, 3, groups=4)), input_size=(4, 28, 28))
+    assert depthwise[0]["multiply_adds"] == 26 * 26 * 4 * 9  # each output sees one input channel
+
+
 def test_dilation_counts():
     rows = receptive_field_table(nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2), nn.Conv2d(2, 2, 3)))
     assert [r["receptive_field"] for r in rows] == [5, 7]

@@ -119,6 +119,16 @@ def test_save_run_writes_under_the_project_root(mnist_root, tmp_path, monkeypatc
     assert "Saved results/99_test.json and models/99_test.pt" in capsys.readouterr().out
 
 
+def test_load_weights_reads_what_save_run_wrote(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path))
+    saved = nn.Linear(3, 2)
+    train.save_run(saved, fake_history([99.0]), "99_test")
+    loaded = train.load_weights(nn.Linear(3, 2), "99_test")
+    assert torch.equal(loaded.weight, saved.weight) and not loaded.training
+    with pytest.raises(FileNotFoundError, match=r"run that step first \(make journey STEPS=98\)"):
+        train.load_weights(nn.Linear(3, 2), "98_missing")
+
+
 @pytest.mark.parametrize("config, shown, hidden", [
     (Config(optimizer="adam", scheduler="onecycle", max_lr=0.02, degrees=7),
      ["optimizer='adam'", "max_lr=0.02", "pct_start=0.3", "degrees=7"],
