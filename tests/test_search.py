@@ -28,9 +28,30 @@ def test_padding_separable_and_transition_tokens():
     assert not any(isinstance(m, torch.nn.Dropout2d) for m in search.build("c4 h").modules())
 
 
-@pytest.mark.parametrize("arch", ["c8 x3 h", "c8 p", "", "c0 h", "cX h"])
+def test_the_ablation_builds_a_flatten_head_and_a_network_without_batchnorm():
+    # f4 after c8 p (26 -> 13x13): 1x1 8->4 + BN 8, then 4*13*13 -> 10 with bias
+    assert count_parameters(search.build("c8 p f4")) == (72 + 16) + (32 + 8) + (4 * 169 * 10 + 10)
+    assert search.build("c8 p f4")(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    plain = search.build("c8 p c12 h", batchnorm=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert count_parameters(plain) == (72 + 8) + (864 + 12) + 120  # biases instead of BN's 2 per channel
+    assert search.parameters(search.candidate("c8 p c12 h", batchnorm=False)) == count_parameters(plain)
+    assert search.key(search.candidate("c8 h", batchnorm=False, scheduler="none")) == "c8-h_scheduler=none_batchnorm=False"
+
+
+def test_the_held_out_check_never_trains_on_what_it_measures(tmp_path, mnist_root, smoke, monkeypatch, capsys):
+    monkeypatch.setitem(search.STAGES, 99, [search.candidate("c4 p c8 h")])
+    assert search.main(["--stage", "99", "--seeds", "1", "--out", str(tmp_path), "--held-out"]) == 0
+    record = json.loads((tmp_path / "held_out" / "c4-p-c8-h__seed1.json").read_text())
+    assert record["train_images"] + record["held_out_images"] == 2_000  # smoke mode: the first 2,000 images
+    assert record["held_out_images"] == 400 and len(record["held_out_acc"]) == len(record["test_acc"]) == 1
+    assert "held out" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.json")), "no ordinary search record"
+
+
+@pytest.mark.parametrize("arch", ["c8 x3 h", "c8 p", "", "c0 h", "cX h", "c8 h c8 h", "c8 f4 c8 h"])
 def test_bad_architectures_are_named(arch):
-    with pytest.raises(ValueError, match="token|must end"):
+    with pytest.raises(ValueError, match="token|must end|no other"):
         search.build(arch)
 
 

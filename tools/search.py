@@ -4,6 +4,7 @@
     python -m tools.search --stage 1                   # train stage 1's candidates on seeds 1, 2, 3
     python -m tools.search --stage 1 --worker 0 --workers 2 --threads 1   # two processes side by side
     python -m tools.search --summary                   # one line per candidate, from the records
+    python -m tools.search --stage 9 --held-out        # the held-out check of stage 9's candidates
 
 A candidate is an architecture written as a short string plus the training
 recipe. Architecture tokens, in forward order:
@@ -14,9 +15,11 @@ recipe. Architecture tokens, in forward order:
     tN   1x1 convolution to N channels (a transition: mixes channels, sees no neighbours)
     p    2x2 max-pool
     h    the head: 1x1 convolution to 10 maps, global average pooling
+    fN   a flatten head instead (the ablation): 1x1 convolution to N maps, flatten, a linear layer to 10
 
-Every convolution but the head's is followed by BatchNorm, ReLU and, when the
-recipe's dropout is above 0, ``Dropout2d``.
+Every convolution but the head's is followed by BatchNorm (unless the recipe
+says ``batchnorm=False``: then the convolutions keep their bias), ReLU and,
+when the recipe's dropout is above 0, ``Dropout2d``.
 
 Each (candidate, seed) run is written to ``results/search/<key>__seed<N>.json``
 as soon as it ends (a ``History`` plus the candidate), so an interrupted search
@@ -45,8 +48,10 @@ from helpers.summary import count_parameters
 SEEDS = (1, 2, 3)
 
 # The recipe every candidate starts from: step 12's, without dropout (the squeeze was under capacity).
+# ``lr`` matters only without the schedule (scheduler="none"), ``batchnorm`` only for the ablation.
 BASE = {"dropout": 0.0, "epochs": 15, "batch_size": 128, "optimizer": "adam", "scheduler": "onecycle",
-        "max_lr": 0.02, "pct_start": 0.3, "degrees": 7.0, "translate": 0.0, "scale": 0.0}
+        "max_lr": 0.02, "pct_start": 0.3, "degrees": 7.0, "translate": 0.0, "scale": 0.0, "lr": 0.001,
+        "batchnorm": True}
 
 
 def candidate(arch: str, **recipe) -> dict:
@@ -54,6 +59,7 @@ def candidate(arch: str, **recipe) -> dict:
     if unknown:
         raise ValueError(f"unknown recipe field(s) {sorted(unknown)}; known: {sorted(BASE)}")
     return {"arch": arch, **BASE, **recipe}
+
 
 
 # Stages, each planned from what the records of the previous ones showed (see the search notebook).
@@ -87,46 +93,58 @@ STAGES: dict[int, list[dict]] = {
 def key(cand: dict) -> str:
     """A file-name-safe name: the architecture, then every recipe field that differs from BASE."""
     parts = [cand["arch"].replace(" ", "-")]
-    parts += [f"{name}={cand[name]:g}" if isinstance(cand[name], float) else f"{name}={cand[name]}"
-              for name in BASE if cand[name] != BASE[name]]
+    value = {name: cand.get(name, BASE[name]) for name in BASE}  # fields added to BASE later: their default
+    parts += [f"{name}={value[name]:g}" if isinstance(value[name], float) else f"{name}={value[name]}"
+              for name in BASE if value[name] != BASE[name]]
     return "_".join(parts)
 
 
-def conv_block(in_channels: int, out_channels: int, kind: str, dropout: float) -> nn.Sequential:
+def conv_block(in_channels: int, out_channels: int, kind: str, dropout: float, batchnorm: bool = True) -> nn.Sequential:
     """One token's convolution, then BatchNorm, ReLU and (if any) dropout of whole maps."""
+    bias = not batchnorm  # BatchNorm's shift replaces the bias
     if kind == "s":
         conv = nn.Sequential(nn.Conv2d(in_channels, in_channels, 3, groups=in_channels, bias=False),
-                             nn.Conv2d(in_channels, out_channels, 1, bias=False))
+                             nn.Conv2d(in_channels, out_channels, 1, bias=bias))
     else:
-        size, padding = {"c": (3, 0), "C": (3, 1), "t": (1, 0)}[kind]
-        conv = nn.Conv2d(in_channels, out_channels, size, padding=padding, bias=False)
-    layers = [conv, nn.BatchNorm2d(out_channels), nn.ReLU()]
+        size, padding = {"c": (3, 0), "C": (3, 1), "t": (1, 0), "f": (1, 0)}[kind]
+        conv = nn.Conv2d(in_channels, out_channels, size, padding=padding, bias=bias)
+    layers = [conv, nn.BatchNorm2d(out_channels)] if batchnorm else [conv]
+    layers.append(nn.ReLU())
     if dropout > 0:
         layers.append(nn.Dropout2d(dropout))
     return nn.Sequential(*layers)
 
 
-def build(arch: str, dropout: float = 0.0) -> nn.Sequential:
+def build(arch: str, dropout: float = 0.0, batchnorm: bool = True) -> nn.Sequential:
     """The network an architecture string describes (see the module docstring)."""
-    layers, channels = [], 1
-    for token in arch.split():
+    layers, channels, size = [], 1, 28
+    tokens = arch.split()
+    for token in tokens:
         kind, width = token[0], token[1:]
-        if kind in "cCst" and width.isdigit() and int(width) > 0:
-            layers.append(conv_block(channels, int(width), kind, dropout))
+        if kind in "cCstf" and width.isdigit() and int(width) > 0:
+            layers.append(conv_block(channels, int(width), kind, dropout if kind != "f" else 0.0, batchnorm))
             channels = int(width)
+            size -= 2 if kind in "cs" else 0
+            if kind == "f":
+                layers += [nn.Flatten(), nn.Linear(channels * size * size, 10)]
         elif token == "p":
             layers.append(nn.MaxPool2d(2))
+            size //= 2
         elif token == "h":
             layers += [nn.Conv2d(channels, 10, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         else:
-            raise ValueError(f"unknown token {token!r} in {arch!r}; use cN, CN, sN, tN, p or h")
-    if not arch.split() or arch.split()[-1] != "h":
-        raise ValueError(f"{arch!r} must end with the head 'h'")
+            raise ValueError(f"unknown token {token!r} in {arch!r}; use cN, CN, sN, tN, p, h or fN")
+    if not tokens or tokens[-1][0] not in "hf" or any(t[0] in "hf" for t in tokens[:-1]):
+        raise ValueError(f"{arch!r} must end with a head, 'h' or 'fN', and have no other")
     return nn.Sequential(*layers)
 
 
+def build_candidate(cand: dict) -> nn.Sequential:
+    return build(cand["arch"], cand["dropout"], cand.get("batchnorm", True))
+
+
 def parameters(cand: dict) -> int:
-    return count_parameters(build(cand["arch"], cand["dropout"]))
+    return count_parameters(build_candidate(cand))
 
 
 def config_of(cand: dict, seed: int) -> train.Config:
@@ -141,10 +159,42 @@ def record_path(out: Path, cand: dict, seed: int) -> Path:
 def run_one(cand: dict, seed: int, out: Path) -> dict:
     """Train one candidate on one seed and record it (atomically: a killed run leaves no record)."""
     train.set_seed(seed)
-    model = build(cand["arch"], cand["dropout"])
+    model = build_candidate(cand)
     history = train.fit(model, config_of(cand, seed), progress=False)
     record = dataclasses.asdict(history) | {"summary": history.summary(), "candidate": cand, "key": key(cand)}
     write_json(record_path(out, cand, seed), record)
+    return record
+
+
+HELD_OUT = 10_000  # the last 10,000 training images, never trained on in the held-out check
+
+
+def run_held_out(cand: dict, seed: int, out: Path) -> dict:
+    """The held-out check: train on the first 50,000 training images; after every epoch measure
+    the 10,000 held out and the test set. Did choosing on the test set flatter the test numbers?"""
+    train.set_seed(seed)
+    config = config_of(cand, seed)
+    device = train.choose_device(verbose=False)
+    model = build_candidate(cand).to(device)
+    images, labels = data.load_mnist(train=True)
+    keep = len(labels) - (HELD_OUT if not data.smoke_mode() else len(labels) // 5)
+    train_loader = data.FastLoader(images[:keep], labels[:keep], config.batch_size, shuffle=True, seed=seed,
+                                   degrees=config.degrees, translate=config.translate, scale=config.scale, device=device)
+    held_out = data.FastLoader(images[keep:], labels[keep:], train.EVAL_BATCH, device=device)
+    _, test_loader = train.make_loaders(config, device)
+    torch.manual_seed(seed)
+    optimizer = train.make_optimizer(model, config)
+    scheduler, per_batch = train.make_scheduler(optimizer, config, len(train_loader))
+    record = {"candidate": cand, "key": key(cand), "seed": seed, "train_images": keep, "held_out_images": len(labels) - keep,
+              "params": count_parameters(model), "device": train.describe_device(device), "held_out_acc": [], "test_acc": []}
+    for _ in range(1 if data.smoke_mode() else config.epochs):
+        train.train_one_epoch(model, train_loader, optimizer, scheduler if per_batch else None, progress=False)
+        if scheduler is not None and not per_batch:
+            scheduler.step()
+        for name, loader in (("held_out_acc", held_out), ("test_acc", test_loader)):
+            _, correct, total = train.evaluate(model, loader)
+            record[name].append(100.0 * correct / total)
+    write_json(out / "held_out" / f"{key(cand)}__seed{seed}.json", record)
     return record
 
 
@@ -184,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", type=int, default=0, help="this process's share of the runs ...")
     parser.add_argument("--workers", type=int, default=1, help="... out of this many processes")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="train on 50,000 images, measure the 10,000 held out and the test set (run_held_out)")
     parser.add_argument("--list", action="store_true", help="print the candidates and their parameter counts")
     parser.add_argument("--summary", action="store_true", help="print one line per recorded candidate")
     args = parser.parse_args(argv)
@@ -206,10 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(cand, seed) for stage in args.stage for seed in args.seeds for cand in STAGES[stage]]
     mine = [run for i, run in enumerate(runs) if i % args.workers == args.worker]
     for cand, seed in mine:
-        if record_path(args.out, cand, seed).exists():
+        path = args.out / "held_out" / f"{key(cand)}__seed{seed}.json" if args.held_out else record_path(args.out, cand, seed)
+        if path.exists():
             continue
         start = time.perf_counter()
-        print(f"=== {key(cand)} seed {seed} ({parameters(cand):,} parameters)", flush=True)
+        print(f"=== {key(cand)} seed {seed} ({parameters(cand):,} parameters){' held out' if args.held_out else ''}",
+              flush=True)
+        if args.held_out:
+            r = run_held_out(cand, seed, args.out)
+            print(f"=== done in {time.perf_counter() - start:.0f} s: worst of last 3, held out "
+                  f"{min(r['held_out_acc'][-3:]):.2f} %, test {min(r['test_acc'][-3:]):.2f} %", flush=True)
+            continue
         s = run_one(cand, seed, args.out)["summary"]
         print(f"=== done in {time.perf_counter() - start:.0f} s: worst of last 3 {s['last3_min']:.2f} %, "
               f"best {s['best_test_acc']:.2f} %", flush=True)
