@@ -155,13 +155,15 @@ def test_readme_generated_sections_are_up_to_date():
 
 
 def recorded_percentages(step: str) -> set[str]:
-    """Every accuracy one step recorded (each epoch, train and test; its seed tables), as 'NN.NN'."""
+    """Every accuracy one step recorded (each epoch, train and test; its seed tables and their runs), as 'NN.NN'."""
     found = set()
     for record in sorted(journey.RESULTS.glob(f"{step[:2]}_*.json")):
         content = json.loads(record.read_text())
         if "rows" in content:  # a seed table
             found |= {f"{row[k]:.2f}" for row in content["rows"] for k in ("best", "last", "last3_min")}
             found |= {f"{v:.2f}" for stats in content["stats"].values() for v in stats.values()}
+            for history in content.get("histories", []):  # every seed's epochs
+                found |= {f"{a:.2f}" for key in ("test_acc", "train_acc", "clean_train_acc") for a in history[key]}
         else:
             found |= {f"{a:.2f}" for key in ("test_acc", "train_acc", "clean_train_acc") for a in content.get(key, [])}
     return found
@@ -226,6 +228,17 @@ def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
     assert "1 failed" in result.stdout and f"{params + 1:,}" in result.stdout
 
 
+def test_compare_calls_a_difference_an_effect_only_beyond_twice_its_standard_error(monkeypatch):
+    fake = {"a": {"mean": 99.30, "std": 0.05, "n": 3, "params": 1}, "b": {"mean": 99.40, "std": 0.05, "n": 3, "params": 1},
+            "c": {"mean": 99.35, "std": 0.05, "n": 3, "params": 1}, "d": {"mean": 99.50, "std": 0.0, "n": 1, "params": 1}}
+    monkeypatch.setattr(readme, "evidence", fake.__getitem__)
+    # 2 * sqrt(0.05² / 3 + 0.05² / 3) = 0.082
+    assert readme.compare("a", "b") == "99.30 % → 99.40 % (+0.10 points; noise ±0.08: an effect)"
+    assert readme.compare("a", "c").endswith("(+0.05 points; noise ±0.08: within the noise)")
+    assert readme.compare("b", "a").endswith("an effect)"), "a loss counts as much as a gain"
+    assert readme.compare("a", "d").endswith("one run: no spread to judge by)")
+
+
 def test_readme_prose_quotes_only_recorded_accuracies():
     """Outside the generated sections, every 'NN.NN %' in the README is a number a recorded run printed."""
 
@@ -252,6 +265,7 @@ def assert_clean(nb, name: str) -> None:
         streams = [o for o in cell.outputs if o.output_type == "stream"]
         assert len(streams) <= 3, f"{name} cell {i}: {len(streams)} stream outputs (progress-bar fragments?)"
         assert all(o.output_type != "error" for o in cell.outputs), f"{name} cell {i} stored an error"
+        assert "execution" not in cell.metadata, f"{name} cell {i}: the kernel's timestamps are stored"
     text = stored_text(nb)
     assert "\r" not in text, f"{name}: a carriage return (a progress bar) is stored"
     assert "PosixPath" not in text and "WindowsPath" not in text, f"{name}: a path object was echoed"
@@ -280,9 +294,11 @@ def test_clean_outputs_merges_streams_and_resolves_carriage_returns():
                     nbformat.v4.new_output("stream", name="stderr", text="\repoch 1:  90%|█████ | 45/50"),
                     nbformat.v4.new_output("stream", name="stderr", text="\r                    \r"),
                     nbformat.v4.new_output("stream", name="stdout", text="epoch 2 done\n")]
+    cell.metadata["execution"] = {"iopub.status.busy": "2026-11-22T07:02:47.1Z"}
     nb = nbformat.v4.new_notebook(cells=[cell])
     journey.clean_outputs(nb)
     assert [(o.name, o.text) for o in nb.cells[0].outputs] == [("stdout", "epoch 1 done\nepoch 2 done\n")]
+    assert "execution" not in nb.cells[0].metadata
 
 
 def test_assert_clean_fails_on_what_the_old_runner_stored():

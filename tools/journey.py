@@ -236,10 +236,12 @@ def _merge_streams(outputs: list) -> list:
 
 def clean_outputs(nb: nbformat.NotebookNode) -> None:
     """What a reader should see: each carriage-return overwrite resolved to the text it left on screen (a
-    progress bar that slipped through leaves its last state, or nothing), and adjacent stream outputs merged."""
+    progress bar that slipped through leaves its last state, or nothing), and adjacent stream outputs merged.
+    The kernel's timestamps (cell metadata "execution") go: they change on every run and teach nothing."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        cell.metadata.pop("execution", None)
         outputs = _merge_streams(cell.outputs)
         for out in outputs:
             if out.output_type == "stream" and "\r" in out.text:

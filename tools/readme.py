@@ -79,6 +79,79 @@ def squeeze_line(step: str) -> str:
             f"{s['best_test_acc']:.2f} %, worst of the last 3 epochs {s['last3_min']:.2f} % (one seed).")
 
 
+def evidence(name: str) -> dict:
+    """A step's worst-of-last-3 accuracy: over its seeds (results/NAME_seeds.json) where it ran several, else its one run."""
+    seeds = load_seeds(name)
+    if seeds:
+        stats = seeds["stats"]["last3_min"]
+        return {"mean": stats["mean"], "std": stats["std"], "n": len(seeds["rows"]), "params": seeds["params"]}
+    s = History.load(RESULTS / f"{name}.json").summary()
+    return {"mean": s["last3_min"], "std": 0.0, "n": 1, "params": s["params"]}
+
+
+def compare(before: str, after: str) -> str:
+    """``before`` against ``after``, and whether the difference is larger than the seeds' noise.
+
+    The rule (the notebooks' Analyses use it too): a difference of means counts
+    as an effect when it exceeds twice its standard error, sqrt(s1²/n1 + s2²/n2).
+    With one run on either side there is no spread to compare with.
+    """
+    a, b = evidence(before), evidence(after)
+    diff = b["mean"] - a["mean"]
+    text = f"{a['mean']:.2f} % → {b['mean']:.2f} % ({diff:+.2f} points"
+    if min(a["n"], b["n"]) < 2:
+        return text + ", one run: no spread to judge by)"
+    noise = 2 * (a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) ** 0.5
+    verdict = "an effect" if abs(diff) > noise else "within the noise"
+    return text + f"; noise ±{noise:.2f}: {verdict})"
+
+
+def design_table() -> str:
+    """The README's design questions, each answered from the records of the steps that tried it.
+
+    Accuracies are the worst of the last 3 epochs, averaged over each step's seeds.
+    """
+    def first_epoch(name: str) -> float:
+        return History.load(RESULTS / f"{name}.json").test_acc[0]
+
+    def params(name: str) -> str:
+        return f"{evidence(name)['params']:,}"
+
+    rows = [
+        ("How many layers?", "Enough 3×3 convolutions that the output, GAP included, sees the whole digit (about 20 of "
+         "28 px)", "Step 01's receptive-field table and picture; every step keeps 28 at the output"),
+        ("Where does max-pooling go?", "Once, after receptive field 5, when edges and stroke pieces exist",
+         f"Step 10 → 11 (pool one convolution earlier, {params('10_channel_distribution')} → "
+         f"{params('11_maxpool_position')} parameters): {compare('10_channel_distribution', '11_maxpool_position')}"),
+        ("Why 1×1 convolutions after the pool?", "They cut the channel count cheaply (no neighbours), so the next "
+         "block starts small", "Step 01: the transition 32 → 8 costs 264 parameters"),
+        ("Fully connected head?", "No: a 1×1 convolution to 10 maps, then global average pooling",
+         f"Step 01, GAP ({params('01_vanilla')} parameters) → flatten + linear ({params('01_flatten_head')}): "
+         f"{compare('01_vanilla', '01_flatten_head')}; GAP is the cheaper head"),
+        ("BatchNorm?", "After every convolution but the last",
+         f"Step 02 → 03: {compare('02_fewer_parameters', '03_batchnorm')}; after one epoch "
+         f"{first_epoch('02_fewer_parameters'):.2f} % → {first_epoch('03_batchnorm'):.2f} % (recorded seed)"),
+        ("Dropout?", "`Dropout2d` (whole maps), small: 0.02",
+         f"Step 03 → 04 (0.05): {compare('03_batchnorm', '04_dropout')}; step 08 → 09 (0.05 → 0.02): "
+         f"{compare('08_learning_rate', '09_dropout_value')}"),
+        ("Augmentation?", "Random rotation ±7°", f"Step 04 → 05: {compare('04_dropout', '05_augmentation')}"),
+        ("LR schedule?", "One-cycle, Adam, peak 0.02",
+         f"Step 05 → 06 (one-cycle to 0.01): {compare('05_augmentation', '06_lr_schedule')}; step 06 → 08 (peak "
+         f"0.02): {compare('06_lr_schedule', '08_learning_rate')}"),
+        ("Batch size?", "128", f"Step 06 → 07 (64): {compare('06_lr_schedule', '07_batch_size')}; 128 is faster"),
+        ("Where do the channels go?", "Few early (8, 12), more late (16–20)",
+         f"Step 09 → 10 ({params('09_dropout_value')} → {params('10_channel_distribution')} parameters): "
+         f"{compare('09_dropout_value', '10_channel_distribution')}"),
+    ]
+    lines = ["| question | what we do | what the runs showed (worst of the last 3 epochs, mean over seeds) |",
+             "|---|---|---|"]
+    lines += [f"| {q} | {do} | {showed} |" for q, do, showed in rows]
+    lines += ["", "A difference counts as an effect when it is larger than twice its standard error over the seeds "
+                  "(\"noise\"); the notebooks' Analyses use the same rule. How small the final model can go: see "
+                  "the headline above."]
+    return "\n".join(lines)
+
+
 def bench_table() -> str:
     """The README's performance table, from results/bench_<device>.json (``make bench``)."""
     lines = []
@@ -150,7 +223,7 @@ def accuracy_table() -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"journey-table": journey_table, "headline": headline, "bench": bench_table,
+SECTIONS = {"journey-table": journey_table, "headline": headline, "design": design_table, "bench": bench_table,
             "accuracy": accuracy_table, "profile": profile_summary}
 
 
