@@ -138,7 +138,8 @@ def design_table() -> str:
         ("LR schedule?", "One-cycle, Adam, peak 0.02",
          f"Step 05 → 06 (one-cycle to 0.01): {compare('05_augmentation', '06_lr_schedule')}; step 06 → 08 (peak "
          f"0.02): {compare('06_lr_schedule', '08_learning_rate')}"),
-        ("Batch size?", "128", f"Step 06 → 07 (64): {compare('06_lr_schedule', '07_batch_size')}; 128 is faster"),
+        ("Batch size?", "128 (64 tried again in the search)",
+         f"Step 06 → 07 (64): {compare('06_lr_schedule', '07_batch_size')}, for twice the steps per epoch"),
         ("Where do the channels go?", "Few early (8, 12), more late (16–20)",
          f"Step 09 → 10 ({params('09_dropout_value')} → {params('10_channel_distribution')} parameters): "
          f"{compare('09_dropout_value', '10_channel_distribution')}"),
