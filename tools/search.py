@@ -61,7 +61,6 @@ def candidate(arch: str, **recipe) -> dict:
     return {"arch": arch, **BASE, **recipe}
 
 
-
 # Stages, each planned from what the records of the previous ones showed (see the search notebook).
 STAGES: dict[int, list[dict]] = {
     # 1: where ~5,000 parameters go, on one recipe: two or three convolutions after the pool,
@@ -140,7 +139,7 @@ def build(arch: str, dropout: float = 0.0, batchnorm: bool = True) -> nn.Sequent
 
 
 def build_candidate(cand: dict) -> nn.Sequential:
-    return build(cand["arch"], cand["dropout"], cand.get("batchnorm", True))
+    return build(cand["arch"], cand["dropout"], cand.get("batchnorm", BASE["batchnorm"]))
 
 
 def parameters(cand: dict) -> int:
@@ -152,8 +151,9 @@ def config_of(cand: dict, seed: int) -> train.Config:
     return train.Config(seed=seed, **{k: v for k, v in cand.items() if k in fields})
 
 
-def record_path(out: Path, cand: dict, seed: int) -> Path:
-    return out / f"{key(cand)}__seed{seed}.json"
+def record_path(out: Path, cand: dict, seed: int, held_out: bool = False) -> Path:
+    """Where one run is recorded; the held-out checks in a folder of their own."""
+    return (out / "held_out" if held_out else out) / f"{key(cand)}__seed{seed}.json"
 
 
 def run_one(cand: dict, seed: int, out: Path) -> dict:
@@ -194,7 +194,7 @@ def run_held_out(cand: dict, seed: int, out: Path) -> dict:
         for name, loader in (("held_out_acc", held_out), ("test_acc", test_loader)):
             _, correct, total = train.evaluate(model, loader)
             record[name].append(100.0 * correct / total)
-    write_json(out / "held_out" / f"{key(cand)}__seed{seed}.json", record)
+    write_json(record_path(out, cand, seed, held_out=True), record)
     return record
 
 
@@ -258,20 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(cand, seed) for stage in args.stage for seed in args.seeds for cand in STAGES[stage]]
     mine = [run for i, run in enumerate(runs) if i % args.workers == args.worker]
     for cand, seed in mine:
-        path = args.out / "held_out" / f"{key(cand)}__seed{seed}.json" if args.held_out else record_path(args.out, cand, seed)
-        if path.exists():
+        if record_path(args.out, cand, seed, args.held_out).exists():
             continue
         start = time.perf_counter()
         print(f"=== {key(cand)} seed {seed} ({parameters(cand):,} parameters){' held out' if args.held_out else ''}",
               flush=True)
         if args.held_out:
             r = run_held_out(cand, seed, args.out)
-            print(f"=== done in {time.perf_counter() - start:.0f} s: worst of last 3, held out "
-                  f"{min(r['held_out_acc'][-3:]):.2f} %, test {min(r['test_acc'][-3:]):.2f} %", flush=True)
-            continue
-        s = run_one(cand, seed, args.out)["summary"]
-        print(f"=== done in {time.perf_counter() - start:.0f} s: worst of last 3 {s['last3_min']:.2f} %, "
-              f"best {s['best_test_acc']:.2f} %", flush=True)
+            outcome = f", held out {min(r['held_out_acc'][-3:]):.2f} %, test {min(r['test_acc'][-3:]):.2f} %"
+        else:
+            s = run_one(cand, seed, args.out)["summary"]
+            outcome = f" {s['last3_min']:.2f} %, best {s['best_test_acc']:.2f} %"
+        print(f"=== done in {time.perf_counter() - start:.0f} s: worst of last 3{outcome}", flush=True)
     return 0
 
 
