@@ -143,7 +143,8 @@ class FastLoader:
 # --------------------------------------------------------------------------
 
 def reference_loader(train: bool, batch_size: int, *, shuffle: bool = False, degrees: float = 0.0,
-                     root: str | Path | None = None, num_workers: int = 0) -> torch.utils.data.DataLoader:
+                     root: str | Path | None = None, num_workers: int = 0,
+                     pin_memory: bool = False) -> torch.utils.data.DataLoader:
     """``torchvision.datasets.MNIST`` + PIL ``transforms`` + ``DataLoader``: one image at a time."""
     from torchvision import datasets, transforms
 
@@ -154,4 +155,5 @@ def reference_loader(train: bool, batch_size: int, *, shuffle: bool = False, deg
     if smoke_mode():
         dataset = torch.utils.data.Subset(dataset, range(SMOKE_TRAIN if train else SMOKE_TEST))
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                                       num_workers=num_workers, persistent_workers=num_workers > 0)
+                                       num_workers=num_workers, persistent_workers=num_workers > 0,
+                                       pin_memory=pin_memory)

@@ -292,7 +292,8 @@ def predict(model, loader) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None = None, root=None,
-        progress: bool = True, loaders: tuple | None = None, quiet: bool = False) -> History:
+        progress: bool = True, loaders: tuple | None = None, quiet: bool = False,
+        cuda_graph: bool = True) -> History:
     """Train ``model`` for ``config.epochs`` epochs, testing on the 10k test set after each.
 
     The schedule follows the epoch count only, never the test numbers: the test
@@ -301,6 +302,8 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     ``loaders`` = (train, test) replaces the fast loaders, e.g. with the
     torchvision pipeline, to check that both teach the model the same.
     ``quiet`` prints nothing (``fit_seeds`` prints one line per seed instead).
+    On an NVIDIA GPU each step is replayed from a CUDA graph (``helpers.cuda_graph``:
+    the same step, fewer launches); ``cuda_graph=False`` trains eagerly there too.
     """
     from .cpu_tuning import keep_freed_memory
     from .summary import count_parameters
@@ -318,17 +321,23 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     model.to(device)
     train_loader, test_loader = loaders or make_loaders(config, device, root)
     clean_loader = clean_train_loader(device, root)
-    optimizer = make_optimizer(model, config)
-    scheduler, per_batch = make_scheduler(optimizer, config, len(train_loader))
+    graphed = _graphed_training(model, config, device, train_loader, say) if cuda_graph else None
+    if graphed is None:
+        optimizer = make_optimizer(model, config)
+        scheduler, per_batch = make_scheduler(optimizer, config, len(train_loader))
     history = History(config=dataclasses.asdict(config), params=count_parameters(model),
-                      device=describe_device(device), smoke=data.smoke_mode())
+                      device=describe_device(device) + (", CUDA graph" if graphed else ""), smoke=data.smoke_mode())
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, scheduler if per_batch else None,
-                                                progress, desc=f"epoch {epoch}")
-        if scheduler is not None and not per_batch:
-            scheduler.step()
+        if graphed is not None:  # the same step, replayed (helpers/cuda_graph.py)
+            lr = graphed.lr_of_next_step((epoch - 1) * len(train_loader))
+            train_loss, train_acc = graphed.train_one_epoch(train_loader)
+        else:
+            lr = optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, scheduler if per_batch else None,
+                                                    progress, desc=f"epoch {epoch}")
+            if scheduler is not None and not per_batch:
+                scheduler.step()
         test_loss, correct, total = evaluate(model, test_loader)
         seconds = time.perf_counter() - start  # training and the test pass, as before the clean-train pass existed
         test_acc = 100.0 * correct / total
@@ -342,6 +351,18 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
         say(f"epoch {epoch:2d}/{config.epochs}  lr {lr:.4f}  train loss {train_loss:.4f} acc {train_acc:6.2f}% (clean {clean_train_acc:6.2f}%)  "
               f"test loss {test_loss:.4f} acc {test_acc:6.2f}%  {seconds:5.1f} s")
     return history
+
+
+def _graphed_training(model, config: Config, device: torch.device, train_loader, say):
+    """A ``GraphedTraining`` where a CUDA graph can run (a GPU, Adam); else None, and why, in a CUDA log."""
+    from . import cuda_graph
+
+    reason = cuda_graph.unsupported_reason(device, config)
+    if reason is None:
+        return cuda_graph.GraphedTraining(model, config, len(train_loader), loader=train_loader)
+    if device.type == "cuda":
+        say(f"CUDA graph: not used ({reason})")
+    return None
 
 
 def output_base(smoke: bool) -> Path:

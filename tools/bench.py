@@ -58,11 +58,18 @@ def _limit(loader, batches: int | None):
     return loader if batches is None else itertools.islice(loader, batches)
 
 
-# The reference, the reference with helpers' malloc setting, helpers; and their labels in the README.
+# The reference, the reference with helpers' malloc setting, helpers, helpers with the CUDA graph;
+# and their labels in the README.
 BENCH_ROWS = {"reference": "torchvision + DataLoader (num_workers={workers})",
               "reference_kept_memory": "the same + helpers' malloc setting",
-              "helpers": "helpers (FastLoader + malloc setting)"}
+              "helpers": "helpers (FastLoader + malloc setting)",
+              "helpers_graph": "helpers + the step replayed as a CUDA graph"}
 PIPELINES = tuple(BENCH_ROWS)
+# Which rows each device measures: the malloc setting matters only on a CPU, the graph only on CUDA.
+DEVICE_PIPELINES = {"cpu": ("reference", "reference_kept_memory", "helpers"),
+                    "cuda": ("reference", "helpers", "helpers_graph")}
+BENCH_LABELS = {"cpu": BENCH_ROWS, "cuda": {**BENCH_ROWS, "helpers": "helpers (FastLoader, eager)",
+                                             "reference": "torchvision + DataLoader (num_workers={workers}, pinned memory)"}}
 
 
 def _warm_up(model, batch_size: int, device: torch.device) -> None:
@@ -106,17 +113,29 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     _warm_up(model, config.batch_size, device)
     _reset_peak_rss()
     baseline = _peak_rss()  # torch, its kernels, the model
-    if pipeline == "helpers":
+    pinned = device.type == "cuda"  # the usual advice for a GPU: page-locked batches, copied asynchronously
+    if pipeline.startswith("helpers"):
         train_loader, test_loader = train.make_loaders(config, device)
     else:
         train_loader = data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
-                                             num_workers=workers)
-        test_loader = data.reference_loader(False, train.EVAL_BATCH, num_workers=workers)
+                                             num_workers=workers, pin_memory=pinned)
+        test_loader = data.reference_loader(False, train.EVAL_BATCH, num_workers=workers, pin_memory=pinned)
+    capture_seconds = 0.0
+    if pipeline == "helpers_graph":
+        from helpers.cuda_graph import GraphedTraining
+
+        start = time.perf_counter()
+        graphed = GraphedTraining(model, config, len(train_loader), loader=train_loader)  # warm-up and recording
+        torch.cuda.synchronize()
+        capture_seconds = time.perf_counter() - start
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer, progress=False)
+    if pipeline == "helpers_graph":
+        train_loss, _ = graphed.train_one_epoch(_limit(train_loader, batches))
+    else:
+        train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer, progress=False)
     train_seconds = time.perf_counter() - start  # .item() at the end of the epoch waited for the GPU
     start = time.perf_counter()
     _, correct, seen = train.evaluate(model, test_loader)
@@ -126,7 +145,7 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     # above the baseline (DataLoader workers not included).
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else _peak_rss() - baseline)
-    return {"pipeline": pipeline, "workers": workers, "train_seconds": train_seconds,
+    return {"pipeline": pipeline, "workers": workers, "train_seconds": train_seconds, "capture_seconds": capture_seconds,
             "train_images": min(trained, 60_000 if not data.smoke_mode() else data.SMOKE_TRAIN),
             "test_seconds": test_seconds, "test_images": seen, "test_accuracy": 100 * correct / seen,
             "train_loss": train_loss, "peak_bytes": peak}
@@ -143,7 +162,8 @@ def _subprocess(pipeline: str, notebook: Path, workers: int = 0, batches: int | 
 
 def best_workers(notebook: Path, batches: int = 60) -> tuple[int, dict]:
     """Try num_workers 0, 1, ..., cores on a few batches; keep the fastest."""
-    candidates = sorted({0, 1, 2, os.cpu_count() or 1})
+    cores = os.cpu_count() or 1
+    candidates = sorted({0, 1, 2, cores} | ({4, 8} & set(range(cores))))
     seconds = {w: _subprocess("reference", notebook, w, batches)["train_seconds"] for w in candidates}
     return min(seconds, key=seconds.get), seconds
 
@@ -235,10 +255,12 @@ def profile(notebook: Path, steps: int = 100) -> dict:
         print(f"  {kind:44s}{share:5.1f} %")
 
     compiled = _time_compiled(namespace["Net"], config, device, batches, steps)
+    graph = _graph_profile(namespace["Net"], config, device, train_loader) if device.type == "cuda" else None
     record = {"notebook": notebook.name, "device": train.describe_device(device), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "batch_size": config.batch_size, "steps": steps,
               "steps_per_epoch": len(train_loader), "smoke": data.smoke_mode(), "phases_ms": phases,
-              "step_ms": step_ms, "op_kinds_percent": kinds, "compiled": compiled}
+              "step_ms": step_ms, "op_kinds_percent": kinds, "compiled": compiled,
+              **({"cuda_graph": graph} if graph else {})}
     if not data.smoke_mode():
         out = write_json(RESULTS / f"profile_{device.type}.json", record)
         print(f"written to {out}")
@@ -273,6 +295,61 @@ def _time_compiled(make_model, config, device, batches, steps: int) -> dict:
             "compile_seconds": compile_seconds}
 
 
+# The host calls that start work on the GPU: a kernel, a copy, a fill, or a whole graph.
+LAUNCH_CALLS = {"cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaMemcpyAsync",
+                "cudaMemsetAsync", "cudaGraphLaunch"}
+
+
+def _launches(run, steps: int) -> dict:
+    """Per step: launches the host made and GPU activities (kernels, copies) seen while ``run()`` took
+    ``steps`` steps, from torch.profiler."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        run()
+        torch.cuda.synchronize()
+    events = prof.events()
+    launches = sum(1 for e in events if e.name in LAUNCH_CALLS)
+    on_gpu = sum(1 for e in events if e.device_type == torch.autograd.DeviceType.CUDA)
+    return {"launches_per_step": launches / steps, "gpu_activities_per_step": on_gpu / steps}
+
+
+def _graph_profile(make_model, config, device: torch.device, loader) -> dict:
+    """On CUDA: microseconds and launches per training step over whole epochs, eager against the CUDA
+    graph (which makes the batch inside), and making the batch alone. Medians of 3 alternating epochs."""
+    from helpers.cuda_graph import GraphedTraining
+
+    steps = len(loader)
+    model, optimizer, scheduler = _fresh_step(make_model, config, device, steps)
+    graphed = GraphedTraining(_fresh_step(make_model, config, device, steps)[0], config, steps, loader=loader)
+    runs = {"making the batch (eager)": lambda: sum(len(y) for _, y in loader),
+            "eager step": lambda: train.train_one_epoch(model, loader, optimizer, scheduler, progress=False),
+            "graph step": lambda: graphed.train_one_epoch(loader)}
+    for run in runs.values():
+        run()  # warm-up
+    micros: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(3):
+        for name in runs if round_ % 2 == 0 else list(runs)[::-1]:
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            runs[name]()
+            torch.cuda.synchronize()
+            micros[name].append(1e6 * (time.perf_counter() - start) / steps)
+    # Launches counted over a whole epoch, but the eager one over 50 steps (the profiler slows it most).
+    counted = {**runs, "eager step": lambda: train.train_one_epoch(model, itertools.islice(loader, 50), optimizer,
+                                                                     scheduler, progress=False)}
+    result = {name: {"us_per_step": statistics.median(values),
+                     **_launches(counted[name], 50 if name == "eager step" else steps)}
+              for name, values in micros.items()}
+    print(f"On {train.describe_device(device)}, per training step (batch {config.batch_size}, {steps} steps an "
+          f"epoch, median of 3 epochs):")
+    for name, row in result.items():
+        print(f"  {name:26s}{row['us_per_step']:8.1f} us  {row['launches_per_step']:6.1f} launches  "
+              f"{row['gpu_activities_per_step']:6.1f} GPU kernels and copies")
+    return result
+
+
 def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
     """Full training runs through the reference pipeline, compared with the notebook's seed runs."""
     namespace = load_architecture(notebook)
@@ -302,6 +379,24 @@ def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
     return record
 
 
+def seeds_here(notebook: Path, seeds: list[int]) -> dict:
+    """The notebook's model and config trained with ``fit`` on this machine's device, once per seed,
+    recorded as results/<notebook>_seeds_<device>.json beside the notebook's own seed record."""
+    namespace = load_architecture(notebook)
+    device = train.choose_device()
+    histories = train.fit_seeds(namespace["Net"], namespace["config"], seeds, device=device)
+    summary = train.seed_summary(histories)
+    print(f"{notebook.stem} on {histories[0].device}:\n" + train.format_seed_table(summary))
+    recorded = RESULTS / f"{notebook.stem}_seeds.json"
+    if recorded.exists():
+        print(f"recorded ({recorded.name}):\n" + train.format_seed_table(json.loads(recorded.read_text())))
+    record = summary | {"notebook": notebook.name, "device": histories[0].device, "torch": torch.__version__,
+                        "histories": [dataclasses.asdict(h) for h in histories]}
+    if not data.smoke_mode():
+        print(f"written to {write_json(RESULTS / f'{notebook.stem}_seeds_{device.type}.json', record)}")
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notebook", default=None, help="two-digit step whose model/config to use (default: the last)")
@@ -309,7 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accuracy", action="store_true",
                         help="instead of timing: full training runs through the reference pipeline")
     parser.add_argument("--profile", action="store_true", help="instead of the A/B timing: where a step's time goes")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="seeds for --accuracy")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5],
+                        help="seeds for --accuracy and --seeds-here")
+    parser.add_argument("--seeds-here", action="store_true",
+                        help="instead of timing: the notebook's config trained with fit on this device, once per seed")
+    parser.add_argument("--reference-workers", type=int, default=None,
+                        help="num_workers for the reference DataLoader (default: probe 0, 1, 2, 4, 8 and all cores)")
     parser.add_argument("--one", choices=list(PIPELINES), help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--batches", type=int, default=None, help=argparse.SUPPRESS)
@@ -328,19 +428,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         profile(notebook)
         return 0
+    if args.seeds_here:
+        seeds_here(notebook, args.seeds)
+        return 0
 
     device = train.choose_device()
     config = load_architecture(notebook)["config"]
     print(f"Benchmark on {notebook.name}: {config}")
-    workers, probe = best_workers(notebook)
-    print(f"reference DataLoader: num_workers={workers} (probe, s for 60 batches: "
-          f"{ {w: round(s, 2) for w, s in probe.items()} })")
-    # The malloc setting only matters on a CPU: the middle row separates its share from the loader's.
-    pipelines = list(PIPELINES) if device.type == "cpu" else ["reference", "helpers"]
+    if args.reference_workers is None:
+        workers, probe = best_workers(notebook)
+        print(f"reference DataLoader: num_workers={workers} (probe, s for 60 batches: "
+              f"{ {w: round(s, 2) for w, s in probe.items()} })")
+    else:
+        workers, probe = args.reference_workers, {}
+        print(f"reference DataLoader: num_workers={workers} (given, no probe)")
+    # The malloc setting only matters on a CPU (its row separates its share from the loader's), the graph on CUDA.
+    pipelines = list(DEVICE_PIPELINES.get(device.type, ("reference", "helpers")))
     runs: dict[str, list[dict]] = {pipeline: [] for pipeline in pipelines}
     for repeat in range(args.repeats):
         for pipeline in pipelines if repeat % 2 == 0 else pipelines[::-1]:
-            run = _subprocess(pipeline, notebook, 0 if pipeline == "helpers" else workers)
+            run = _subprocess(pipeline, notebook, 0 if pipeline.startswith("helpers") else workers)
             runs[pipeline].append(run)
             print(f"  {repeat + 1}/{args.repeats} {pipeline:22s} train {run['train_seconds']:6.2f} s  "
                   f"test {run['test_seconds']:5.2f} s  acc {run['test_accuracy']:.2f}%", flush=True)
@@ -359,18 +466,25 @@ def main(argv: list[str] | None = None) -> int:
         }
     speedup = {"train": table["reference"]["train_seconds"] / table["helpers"]["train_seconds"],
                "test": table["reference"]["test_seconds"] / table["helpers"]["test_seconds"]}
+    if "helpers_graph" in table:
+        speedup["train_graph"] = table["reference"]["train_seconds"] / table["helpers_graph"]["train_seconds"]
+        speedup["train_graph_vs_eager"] = table["helpers"]["train_seconds"] / table["helpers_graph"]["train_seconds"]
     if "reference_kept_memory" in table:  # the malloc setting's share of the training speed-up
         speedup["train_malloc_only"] = table["reference"]["train_seconds"] / table["reference_kept_memory"]["train_seconds"]
     record = {
         "notebook": notebook.name, "config": config.__dict__,
         "device": train.describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "cpus": os.cpu_count(), "repeats": args.repeats, "reference_workers": workers, "smoke": data.smoke_mode(),
+        "cpus": os.cpu_count(), "repeats": args.repeats, "reference_workers": workers, "workers_probe": probe,
+        "smoke": data.smoke_mode(),
         "median": table, "speedup": speedup, "runs": runs,
     }
     print(f"\n{'pipeline':22s}{'s/epoch':>9s}{'img/s':>9s}{'test s':>8s}{'test img/s':>11s}{'peak MiB':>10s}")
     for pipeline, row in table.items():
         print(f"{pipeline:22s}{row['train_seconds']:9.2f}{row['train_images_per_s']:9.0f}{row['test_seconds']:8.2f}"
               f"{row['test_images_per_s']:11.0f}{row['peak_mib']:10.0f}")
+    if "train_graph" in speedup:
+        print(f"with the CUDA graph: training {speedup['train_graph']:.1f}x the reference, "
+              f"{speedup['train_graph_vs_eager']:.1f}x helpers eager")
     print(f"speed-up: training {speedup['train']:.2f}x, test {speedup['test']:.2f}x "
           f"({record['device']}, torch {torch.__version__}, {torch.get_num_threads()} threads)")
     if not data.smoke_mode():

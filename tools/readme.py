@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from helpers.train import TARGET, History  # noqa: E402
 
-from .bench import BENCH_ROWS  # noqa: E402
+from .bench import BENCH_LABELS  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -163,13 +163,19 @@ def bench_table() -> str:
                   "| pipeline | s / training epoch | images / s | s / test pass | peak memory added (MiB) |",
                   "|---|---:|---:|---:|---:|"]
         for pipeline, row in b["median"].items():
-            name = BENCH_ROWS[pipeline].format(workers=b["reference_workers"])
+            name = BENCH_LABELS.get(b["device"].split()[0], BENCH_LABELS["cpu"])[pipeline].format(
+                workers=b["reference_workers"])
             lines.append(f"| {name} | {row['train_seconds']:.2f} | {row['train_images_per_s']:,.0f} | "
                          f"{row['test_seconds']:.2f} | {row['peak_mib']:,.0f} |")
         speedup = b["speedup"]
-        lines += ["", f"Speed-up: **{speedup['train']:.2f}×** per training epoch, {speedup['test']:.2f}× per test pass"
-                      + (f"; the malloc setting alone: {speedup['train_malloc_only']:.2f}×." if "train_malloc_only" in
-                         speedup else "."), ""]
+        if "train_graph" in speedup:
+            lines += ["", f"Speed-up per training epoch against the usual pipeline: **{speedup['train_graph']:.1f}×** "
+                          f"with the CUDA graph, {speedup['train']:.1f}× eager (the graph alone: "
+                          f"{speedup['train_graph_vs_eager']:.1f}×); {speedup['test']:.1f}× per test pass.", ""]
+        else:
+            lines += ["", f"Speed-up: **{speedup['train']:.2f}×** per training epoch, {speedup['test']:.2f}× per test pass"
+                          + (f"; the malloc setting alone: {speedup['train_malloc_only']:.2f}×." if "train_malloc_only" in
+                             speedup else "."), ""]
     return "\n".join(lines).strip() or "*No benchmark recorded yet: run `make bench`.*"
 
 
@@ -187,6 +193,13 @@ def profile_summary() -> str:
                   f"per epoch of {r['steps_per_epoch']} steps |", "",
                   "Inside the step, by kind of operation (`torch.profiler`, share of the operations' own time): "
                   + ", ".join(f"{kind} {share:.0f} %" for kind, share in r["op_kinds_percent"].items()) + "."]
+        g = r.get("cuda_graph")
+        if g:
+            lines += ["", "The same training step replayed as a CUDA graph (`helpers/cuda_graph.py`, which makes the "
+                          "batch inside the graph too), against the eager step, per step over whole epochs:", "",
+                          "| | µs / step | launches / step | GPU kernels and copies / step |", "|---|---:|---:|---:|"]
+            lines += [f"| {name} | {row['us_per_step']:,.0f} | {row['launches_per_step']:.1f} | "
+                      f"{row['gpu_activities_per_step']:.0f} |" for name, row in g.items()]
         c = r["compiled"]
         if "error" in c:
             lines += ["", f"`torch.compile` could not run there ({c['error']})."]
@@ -221,6 +234,18 @@ def accuracy_table() -> str:
     lines += ["", f"{r['notebook']}'s model and config, {r['reference']['epochs']} epochs, same initial weights per "
                   f"seed; through the reference pipeline {held} of {len(r['reference']['rows'])} seeds stay at "
                   f"≥ {TARGET} % on each of the last 3 epochs (`{record.relative_to(ROOT)}`, on {r['device']})."]
+    for gpu_record in sorted(RESULTS.glob("*_seeds_cuda.json")):  # `python -m tools.bench --seeds-here` on a GPU
+        g = json.loads(gpu_record.read_text())
+        cpu, gpu = evidence(gpu_record.name.removesuffix("_seeds_cuda.json")), g["stats"]["last3_min"]
+        n = len(g["rows"])
+        diff, noise = gpu["mean"] - cpu["mean"], 2 * (cpu["std"] ** 2 / cpu["n"] + gpu["std"] ** 2 / n) ** 0.5
+        held = sum(row["last3_min"] >= TARGET for row in g["rows"])
+        lines += ["", f"On a GPU ({g['device']}, torch {g['torch']}), `fit` trained {g['notebook']}'s config with "
+                      f"seeds {', '.join(str(row['seed']) for row in g['rows'])}: worst of the last 3 epochs "
+                      f"{gpu['mean']:.2f} % ± {gpu['std']:.2f} (lowest {gpu['min']:.2f} %), against "
+                      f"{cpu['mean']:.2f} % ± {cpu['std']:.2f} on the CPU ({diff:+.2f} points; noise ±{noise:.2f}: "
+                      f"{'an effect' if abs(diff) > noise else 'within the noise'}); {held} of {n} seeds at "
+                      f"≥ {TARGET} % on each of the last 3 epochs (`{gpu_record.relative_to(ROOT)}`)."]
     return "\n".join(lines)
 
 

@@ -86,6 +86,14 @@ STAGES: dict[int, list[dict]] = {
         candidate("c8 s16 p t12 s24 s24 s24 h"),
         candidate("c8 c8 p c10 c12 c14 h", dropout=0.02),
     ],
+    # 3: on a GPU (seconds a run), the grid the CPU could not afford: ten architectures from 3,000 to
+    #    5,000 parameters, each with the base recipe and three recipes that cost no parameters.
+    3: [candidate(arch, **recipe)
+        for arch in ("c8 c8 p c12 c12 c16 h", "c8 c8 p c10 c10 c12 c12 h", "c8 c10 p t8 c12 c12 c14 h",
+                     "c8 c8 p c10 c12 c14 h", "c8 c8 p c10 c10 c12 h", "c6 c8 p c10 c12 c14 h",
+                     "c8 c8 p c8 c10 c12 c14 h", "c8 c12 p t12 s24 s24 s24 h", "c8 c12 p t16 s32 s32 s32 h",
+                     "c8 c12 p t12 s24 s24 s24 s24 h")
+        for recipe in ({}, {"batch_size": 64}, {"degrees": 10.0, "translate": 0.05}, {"max_lr": 0.04})],
 }
 
 
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    runs = [(cand, seed) for stage in args.stage for seed in args.seeds for cand in STAGES[stage]]
+    runs = list({(key(cand), seed): (cand, seed)  # a candidate in two stages runs once
+                 for stage in args.stage for seed in args.seeds for cand in STAGES[stage]}.values())
     mine = [run for i, run in enumerate(runs) if i % args.workers == args.worker]
     for cand, seed in mine:
         if record_path(args.out, cand, seed, args.held_out).exists():
