@@ -128,6 +128,8 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
         graphed = GraphedTraining(model, config, len(train_loader), loader=train_loader)  # warm-up and recording
         torch.cuda.synchronize()
         capture_seconds = time.perf_counter() - start
+    # the lr schedule steps per batch as in fit (the graph row runs it inside the graph)
+    scheduler, per_batch = train.make_scheduler(optimizer, config, len(train_loader))
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -135,7 +137,8 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     if pipeline == "helpers_graph":
         train_loss, _ = graphed.train_one_epoch(_limit(train_loader, batches))
     else:
-        train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer, progress=False)
+        train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer,
+                                              scheduler if per_batch else None, progress=False)
     train_seconds = time.perf_counter() - start  # .item() at the end of the epoch waited for the GPU
     start = time.perf_counter()
     _, correct, seen = train.evaluate(model, test_loader)
