@@ -4,10 +4,11 @@ A learner can skip this module: it changes how fast a step runs on an NVIDIA
 GPU, not what the step computes. ``fit`` uses it by itself on CUDA (pass
 ``cuda_graph=False`` to train eagerly) and never on a CPU or Apple's MPS.
 
-Why: our models are so small that the GPU finishes each of a step's
-~100 kernels (forward, backward, Adam, the lr schedule) in a few microseconds,
-less time than Python and the driver take to launch it. A CUDA graph records
-the launches once and replays them all with one call. What that asks for:
+Why: our models are so small that the GPU finishes each of a step's ~180
+kernels (making the batch, forward, backward, Adam, the lr schedule: ``make
+profile`` counts them) in a few microseconds, less time than Python and the
+driver take to launch it. A CUDA graph records the launches once and replays
+them all with one call. What that asks for:
 
 * fixed memory: every tensor the step touches (weights, gradients, Adam's
   state) keeps its place;
