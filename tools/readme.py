@@ -96,7 +96,11 @@ def compare(before: str, after: str) -> str:
     as an effect when it exceeds twice its standard error, sqrt(s1²/n1 + s2²/n2).
     With one run on either side there is no spread to compare with.
     """
-    a, b = evidence(before), evidence(after)
+    return versus(evidence(before), evidence(after))
+
+
+def versus(a: dict, b: dict) -> str:
+    """``compare``'s sentence for two ``evidence``-shaped dicts (mean, std, n): a → b, and the verdict."""
     diff = b["mean"] - a["mean"]
     text = f"{a['mean']:.2f} % → {b['mean']:.2f} % ({diff:+.2f} points"
     if min(a["n"], b["n"]) < 2:
@@ -238,14 +242,12 @@ def accuracy_table() -> str:
         g = json.loads(gpu_record.read_text())
         cpu, gpu = evidence(gpu_record.name.removesuffix("_seeds_cuda.json")), g["stats"]["last3_min"]
         n = len(g["rows"])
-        diff, noise = gpu["mean"] - cpu["mean"], 2 * (cpu["std"] ** 2 / cpu["n"] + gpu["std"] ** 2 / n) ** 0.5
         held = sum(row["last3_min"] >= TARGET for row in g["rows"])
         lines += ["", f"On a GPU ({g['device']}, torch {g['torch']}), `fit` trained {g['notebook']}'s config with "
                       f"seeds {', '.join(str(row['seed']) for row in g['rows'])}: worst of the last 3 epochs "
-                      f"{gpu['mean']:.2f} % ± {gpu['std']:.2f} (lowest {gpu['min']:.2f} %), against "
-                      f"{cpu['mean']:.2f} % ± {cpu['std']:.2f} on the CPU ({diff:+.2f} points; noise ±{noise:.2f}: "
-                      f"{'an effect' if abs(diff) > noise else 'within the noise'}); {held} of {n} seeds at "
-                      f"≥ {TARGET} % on each of the last 3 epochs (`{gpu_record.relative_to(ROOT)}`)."]
+                      f"{gpu['mean']:.2f} % ± {gpu['std']:.2f} (lowest {gpu['min']:.2f} %); CPU → GPU: "
+                      f"{versus(cpu, gpu | {'n': n})}; {held} of {n} seeds at ≥ {TARGET} % on each of the last "
+                      f"3 epochs (`{gpu_record.relative_to(ROOT)}`)."]
     return "\n".join(lines)
 
 
