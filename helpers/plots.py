@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from . import data
 from .train import TARGET, History
 
 
@@ -131,7 +132,12 @@ def first_layer_kernels(model: torch.nn.Module, cols: int = 8):
 
 @torch.no_grad()
 def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8):
-    """One digit through the network: the first ``per_layer`` maps each 3x3 convolution outputs, a row per layer."""
+    """One digit through the network: the first ``per_layer`` maps each 3x3 convolution outputs, a row per layer.
+
+    ``image`` as MNIST stores it (uint8, 0-255: it is scaled and normalized as the loaders do) or already
+    as the network sees it (float)."""
+    if image.dtype == torch.uint8:
+        image = data.normalize(image.float() / 255)
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
     outputs: dict[str, torch.Tensor] = {}
     handles = [m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out[0].cpu()))
@@ -154,5 +160,41 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8
                 ax.imshow(maps[i], cmap="viridis")
         row[0].set_title(f"{name}: {maps.shape[0]} maps of {maps.shape[1]}×{maps.shape[2]}", fontsize=8, loc="left")
     fig.suptitle("one digit through the network (first maps of each 3×3 convolution)")
+    fig.tight_layout()
+    return fig
+
+
+def search_map(groups: dict[str, dict[str, dict]], chosen: tuple[str, str] | None = None, budget: int | None = None):
+    """A search as one picture (step 12): parameters against the worst of the last 3 epochs.
+
+    ``groups`` maps a label (e.g. "GPU screen, seed 1") to ``helpers.designs.scores``
+    of one records folder. Each candidate is a dot at its mean over seeds, with a
+    bar from its lowest to its highest seed; hollow dots had fewer than 3 seeds,
+    so their place is a guess. Groups sit a little apart left to right, so that a
+    design tried in two groups shows twice. ``chosen`` (group label, key) is
+    ringed; ``budget`` draws the parameter limit.
+    """
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, ((label, scores), marker, color) in enumerate(zip(groups.items(), "osD^v", colors)):
+        shift = (i - (len(groups) - 1) / 2) * 15
+        for key, s in scores.items():
+            x, solid = s["params"] + shift, len(s["seeds"]) >= 3
+            ax.plot([x, x], [s["last3_min_min"], s["last3_min_max"]], color=color, alpha=0.5, linewidth=1.5)
+            ax.plot(x, s["last3_min_mean"], marker, color=color, markersize=7, markerfacecolor=color if solid else "white")
+            if (label, key) == chosen:
+                ax.plot(x, s["last3_min_mean"], "o", markersize=18, markerfacecolor="none", markeredgecolor="crimson",
+                        markeredgewidth=2)
+        ax.plot([], [], marker, color=color, label=f"{label} ({len(scores)} candidates)")
+    ax.plot([], [], "o", color="gray", markerfacecolor="white", label="fewer than 3 seeds (hollow)")
+    if chosen is not None:
+        ax.plot([], [], "o", markersize=12, markerfacecolor="none", markeredgecolor="crimson", label="chosen")
+    ax.axhline(TARGET, color="gray", linestyle="--", linewidth=1)
+    if budget is not None:
+        ax.axvline(budget, color="gray", linestyle=":", linewidth=1)
+    ax.set(xlabel="parameters", ylabel="test accuracy (%), worst of the last 3 epochs",
+           title="every candidate: mean over its seeds, bar from its lowest to its highest seed")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=9)
     fig.tight_layout()
     return fig

@@ -196,7 +196,10 @@ class History:
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
-        record = json.loads(Path(path).read_text())
+        return cls.load_record(json.loads(Path(path).read_text()))
+
+    @classmethod
+    def load_record(cls, record: dict) -> "History":
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in record.items() if k in fields})  # other keys: the summary, added context
 
@@ -371,6 +374,13 @@ def output_base(smoke: bool) -> Path:
     return Path(tempfile.gettempdir()) / "mnist8k-smoke" if smoke else project_root()
 
 
+def save_history(history: History, name: str) -> Path:
+    """Store a history read back from elsewhere (step 12: a search record) in results/NAME.json. In smoke
+    mode it goes to a temporary folder even though the run it describes was real, so a smoke pass of the
+    notebook never rewrites the project's record."""
+    return history.save(output_base(history.smoke or data.smoke_mode()) / "results" / f"{name}.json")
+
+
 def save_run(model: torch.nn.Module, history: History, name: str) -> None:
     """Store a step's history in results/NAME.json and its final weights in models/NAME.pt."""
     base = output_base(history.smoke)
@@ -431,7 +441,7 @@ def save_seeds(histories: list[History], name: str) -> dict:
     summary = seed_summary(histories)
     print(format_seed_table(summary))
     record = summary | {"histories": [dataclasses.asdict(h) for h in histories]}
-    write_json(output_base(histories[0].smoke) / "results" / f"{name}.json", record)
+    write_json(output_base(histories[0].smoke or data.smoke_mode()) / "results" / f"{name}.json", record)
     return summary
 
 

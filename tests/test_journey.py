@@ -9,7 +9,7 @@ import nbformat
 import pytest
 import torch
 
-from helpers import data
+from helpers import data, designs
 from helpers.train import History, evaluate
 from tools import journey, readme
 
@@ -81,7 +81,8 @@ def test_executed_for_real_without_errors(path):
             assert all(o.output_type != "error" for o in cell.outputs)
     logs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "SMOKE MODE" not in logs, "the stored outputs come from a smoke run"
-    assert "Device: " in logs, "the stored log names its device"
+    trains = any("fit(" in c.source for c in nb.cells if c.cell_type == "code")
+    assert ("Device: " if trains else "recorded on ") in logs, "the stored log names the device the runs used"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -93,22 +94,20 @@ def test_result_cell_states_the_recorded_numbers(path):
     assert cell == journey.result_markdown(History.load(record), path.stem, journey.load_seeds(path.stem))
 
 
-EXTRA_MODELS = {"13_squeeze": "SmallNet"}  # record -> class, for a notebook that trains a second model
+def saves_weights(path) -> bool:
+    return any("save_run(" in c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
 
 
 def recorded_models():
     """(notebook, class name, record name) for every model whose weights are stored."""
-    found = [(path, "Net", path.stem) for path in NOTEBOOKS]
-    for record, cls in EXTRA_MODELS.items():
-        paths = [p for p in NOTEBOOKS if p.stem[:2] == record[:2]]
-        if paths and (journey.RESULTS / f"{record}.json").exists():
-            found.append((paths[0], cls, record))
-    return found
+    return [(path, "Net", path.stem) for path in NOTEBOOKS if saves_weights(path)]
 
 
 def test_every_stored_model_is_checked():
-    records = {r.stem for r in journey.RESULTS.glob("[0-9][0-9]_*.json") if "seeds" not in r.stem}
-    assert records == {record for _, _, record in recorded_models()}
+    weights = {w.stem for w in (journey.ROOT / "models").glob("[0-9][0-9]_*.pt")}
+    assert weights == {record for _, _, record in recorded_models()}
+    step_records = {r.stem for r in journey.RESULTS.glob("[0-9][0-9]_*.json") if "seeds" not in r.stem}
+    assert weights <= step_records, "every stored model has its run's record"
 
 
 @pytest.mark.parametrize("path, cls, record", recorded_models(), ids=lambda v: getattr(v, "stem", str(v)))
@@ -154,9 +153,20 @@ def test_readme_generated_sections_are_up_to_date():
         assert text[start:end].strip() == readme.SECTIONS[name](), f"stale {name}: run `python -m tools.journey --readme-only`"
 
 
+# The records a step reads besides its own results/NN_*.json: the search's runs (step 12 shows the search,
+# step 13 its ablation, held-out check and squeeze).
+READS = {"12": ["search", "search/cuda"], "13": ["search", "search/held_out", "ablation"]}
+
+
 def recorded_percentages(step: str) -> set[str]:
     """Every accuracy one step recorded (each epoch, train and test; its seed tables and their runs), as 'NN.NN'."""
     found = set()
+    for folder in READS.get(step[:2], []):
+        for records in designs.load_records(journey.RESULTS / folder).values():
+            found |= {f"{a:.2f}" for r in records for key in ("test_acc", "train_acc", "clean_train_acc", "held_out_acc")
+                      for a in r.get(key, [])}
+            if "config" in records[0]:  # a search run (a held-out record is not scored)
+                found |= {f"{v:.2f}" for v in designs.score(records).values() if isinstance(v, float)}
     for record in sorted(journey.RESULTS.glob(f"{step[:2]}_*.json")):
         content = json.loads(record.read_text())
         if "rows" in content:  # a seed table
@@ -413,3 +423,20 @@ def test_the_loop_written_out_in_step_01_is_what_fit_runs(mnist_root, smoke):
 def test_stored_notebooks_are_clean(path):
     """What GitHub shows: no progress-bar fragments, carriage returns, machine paths, echoed paths or errors."""
     assert_clean(nbformat.read(path, as_version=4), path.name)
+
+
+def test_the_final_notebook_trains_the_searchs_final_candidate_on_seeds_the_search_never_used():
+    from tools import search
+
+    namespace = journey.load_architecture(journey.NOTEBOOKS / "13_final.ipynb")
+    ours, theirs = namespace["Net"](), designs.build(search.FINAL["arch"], search.FINAL["dropout"], search.FINAL["batchnorm"])
+
+    def leaves(model):
+        return [(type(m).__name__, tuple(p.shape for p in m.parameters())) for m in model.modules() if not list(m.children())]
+
+    assert leaves(ours) == leaves(theirs)
+    config = namespace["config"]
+    for name in ("epochs", "batch_size", "optimizer", "scheduler", "max_lr", "pct_start", "degrees", "translate", "scale"):
+        assert getattr(config, name) == search.FINAL[name], name
+    seeds = {r["seed"] for r in json.loads((journey.RESULTS / "13_final_seeds.json").read_text())["rows"]}
+    assert len(seeds) == 5 and not seeds & set(search.SEEDS), "the final's seeds played no part in choosing it"

@@ -1,5 +1,6 @@
 """The pictures: what each one draws (images, titles, axes, curve lengths), not only that it returns a Figure."""
 
+import pytest
 import torch
 
 from helpers import plots
@@ -112,3 +113,35 @@ def test_feature_maps_one_row_per_3x3_convolution():
     assert rows[0][0].get_images()[0].get_array().shape == (26, 26)
     assert rows[0][0].get_title(loc="left") == "0: 4 maps of 26×26"
     assert model.training, "the picture leaves the model in the mode it found"
+
+
+def test_feature_maps_take_an_image_as_mnist_stores_it():
+    from torch import nn
+
+    from helpers import data
+
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    nn.init.ones_(conv.weight)
+    stored = torch.randint(0, 256, (28, 28), dtype=torch.uint8)
+    fig = plots.feature_maps(nn.Sequential(nn.Conv2d(1, 1, 3), conv), stored, per_layer=1)
+    assert fig.axes[0].get_images(), "a uint8 image goes through (scaled and normalized as the loaders do)"
+    as_seen = data.normalize(stored.float() / 255)
+    assert as_seen.min() < 0 < as_seen.max()
+
+
+def test_search_map_draws_every_candidate_with_its_seed_range_and_rings_the_choice():
+    from tests.test_designs import scored
+
+    cpu = {"a": scored([99.5] * 3, [99.4] * 3, [99.45] * 3, params=4_000), "b": scored([99.3] * 3, params=3_000)}
+    gpu = {"a": scored([99.47] * 3, params=4_000)}
+    fig = plots.search_map({"GPU": gpu, "CPU": cpu}, chosen=("CPU", "a"), budget=5_000)
+    ax = fig.axes[0]
+    points = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines if len(line.get_xdata()) == 1]
+    assert (4_007.5, pytest.approx(99.45)) in points and (2_992.5 + 15, 99.3) in points  # groups sit 15 apart
+    bars = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]]
+    assert any(list(bar.get_ydata()) == [99.4, 99.5] for bar in bars), "the bar runs from the lowest seed to the highest"
+    rings = [line for line in ax.lines if line.get_markersize() == 18]
+    assert len(rings) == 1 and rings[0].get_xdata()[0] == 4_007.5
+    hollow = [line for line in ax.lines if len(line.get_xdata()) == 1 and line.get_markerfacecolor() == "white"]
+    assert len(hollow) == 2, "the one-seed candidates are hollow"
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["GPU (1 candidates)", "CPU (2 candidates)"]

@@ -82,3 +82,38 @@ def test_workers_split_the_runs_between_them(tmp_path, mnist_root, smoke, monkey
     monkeypatch.setitem(search.STAGES, 99, [search.candidate("c4 p c8 h")])
     search.main(["--stage", "99", "--seeds", "1", "2", "3", "--out", str(tmp_path), "--worker", "1", "--workers", "2"])
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["c4-p-c8-h__seed2.json"]
+
+
+def test_each_ablation_takes_one_idea_away_from_the_final():
+    cand = search.candidate("c8 p c12 c12 h")
+    variants = search.ablations(cand)
+    assert len(variants) == 5
+    for label, variant in variants.items():
+        changed = {name for name in variant if variant[name] != cand[name]}
+        assert len(changed) == 1 or changed == {"degrees", "translate", "scale"} or changed == {"degrees"}, (label, changed)
+    assert variants["no BatchNorm"]["batchnorm"] is False
+    assert variants["dropout 0.02 (the journey's)"]["dropout"] == 0.02  # the final has none: put it back
+    assert "no dropout" in search.ablations(search.candidate("c8 p c12 h", dropout=0.05))
+    assert variants["no augmentation"]["degrees"] == 0
+    assert variants["constant lr (Adam, 0.001)"]["scheduler"] == "none"
+    head = next(v for label, v in variants.items() if label.startswith("flatten"))
+    # the GAP head costs 12*10 = 120; f1 after c12 on 8x8 maps (28-2 -> 26, pool 13, 11, 9): 12+2 + 81*10+10 = 834
+    assert head["arch"] == "c8 p c12 c12 f1"
+    assert search.parameters(head) - search.parameters(cand) == (12 + 2 + 81 * 10 + 10) - 120
+
+
+def test_the_final_candidate_is_what_step_12s_rule_chooses_from_the_records():
+    from helpers import designs
+
+    scored = designs.scores(search.ROOT / "results" / "search")
+    assert search.key(search.FINAL) == designs.choose(scored, search.BUDGET)
+    assert search.parameters(search.FINAL) <= search.BUDGET
+
+
+def test_ablation_runs_go_to_their_own_folder(tmp_path, mnist_root, smoke, monkeypatch):
+    monkeypatch.setattr(search, "FINAL", search.candidate("c4 p c8 h"))
+    monkeypatch.setattr(search, "ablations", lambda cand: {"no augmentation": cand | {"degrees": 0.0}})
+    assert search.main(["--ablation", "--seeds", "1", "--out", str(tmp_path / "ablation")]) == 0
+    assert [p.name for p in (tmp_path / "ablation").glob("*.json")] == ["c4-p-c8-h_degrees=0__seed1.json"]
+    record = json.loads((tmp_path / "ablation" / "c4-p-c8-h_degrees=0__seed1.json").read_text())
+    assert record["label"] == "no augmentation", "the table names what was taken away"

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from helpers import data, train
 from helpers.cpu_tuning import keep_freed_memory
 from helpers.files import write_json
+from helpers.summary import count_parameters
 
 from .journey import RESULTS, ROOT, load_architecture, notebook_paths
 
@@ -259,7 +260,8 @@ def profile(notebook: Path, steps: int = 100) -> dict:
 
     compiled = _time_compiled(namespace["Net"], config, device, batches, steps)
     graph = _graph_profile(namespace["Net"], config, device, train_loader) if device.type == "cuda" else None
-    record = {"notebook": notebook.name, "device": train.describe_device(device), "torch": torch.__version__,
+    record = {"notebook": notebook.name, "params": count_parameters(namespace["Net"]()),
+              "device": train.describe_device(device), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "batch_size": config.batch_size, "steps": steps,
               "steps_per_epoch": len(train_loader), "smoke": data.smoke_mode(), "phases_ms": phases,
               "step_ms": step_ms, "op_kinds_percent": kinds, "compiled": compiled,
@@ -369,8 +371,8 @@ def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
                                    progress=False, loaders=loaders))
     reference = train.seed_summary(histories)
     print("reference pipeline:\n" + train.format_seed_table(reference))
-    record = {"notebook": notebook.name, "device": train.describe_device(device), "torch": torch.__version__,
-              "smoke": data.smoke_mode(), "reference_workers": workers, "reference": reference,
+    record = {"notebook": notebook.name, "params": reference["params"], "device": train.describe_device(device),
+              "torch": torch.__version__, "smoke": data.smoke_mode(), "reference_workers": workers, "reference": reference,
               "reference_histories": [dataclasses.asdict(h) for h in histories]}
     helpers_record = RESULTS / f"{notebook.stem}_seeds.json"
     if helpers_record.exists():
@@ -436,8 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     device = train.choose_device()
-    config = load_architecture(notebook)["config"]
-    print(f"Benchmark on {notebook.name}: {config}")
+    namespace = load_architecture(notebook)
+    config, params = namespace["config"], count_parameters(namespace["Net"]())
+    print(f"Benchmark on {notebook.name} ({params:,} parameters): {config}")
     if args.reference_workers is None:
         workers, probe = best_workers(notebook)
         print(f"reference DataLoader: num_workers={workers} (probe, s for 60 batches: "
@@ -475,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     if "reference_kept_memory" in table:  # the malloc setting's share of the training speed-up
         speedup["train_malloc_only"] = table["reference"]["train_seconds"] / table["reference_kept_memory"]["train_seconds"]
     record = {
-        "notebook": notebook.name, "config": config.__dict__,
+        "notebook": notebook.name, "params": params, "config": config.__dict__,
         "device": train.describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "repeats": args.repeats, "reference_workers": workers, "workers_probe": probe,
         "smoke": data.smoke_mode(),

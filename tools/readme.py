@@ -17,9 +17,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from helpers import designs  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
+from .search import BUDGET, SEEDS, SQUEEZE_BUDGET  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -61,7 +63,10 @@ def headline() -> str:
     summary = json.loads(records[-1].read_text())
     stats, n = summary["stats"], len(summary["rows"])
     held = sum(r["last3_min"] >= TARGET for r in summary["rows"])
-    return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds, the worst of the last "
+    seeds = [r["seed"] for r in summary["rows"]]
+    listed = ", ".join(map(str, seeds)) + ("; the search chose on seeds " + ", ".join(map(str, SEEDS)) + ", not these"
+                                           if not set(seeds) & set(SEEDS) else "")
+    return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds ({listed}), the worst of the last "
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
@@ -69,22 +74,35 @@ def headline() -> str:
 
 
 def squeeze_line(step: str) -> str:
-    """One sentence on the squeezed model of the final step, if it was trained."""
-    squeezed = sorted(RESULTS.glob(f"{step}_squeeze*.json"))
-    if not squeezed:
+    """One sentence on the squeeze: the search's smallest design that holds the bar on 3+ seeds, if one does."""
+    scored = designs.scores(RESULTS / "search")
+    if not scored:
         return ""
-    s = History.load(squeezed[-1]).summary()
-    held = "holds" if s["last3_min"] >= TARGET else "does not hold"
-    return (f"\n\nSqueezed to **{s['params']:,} parameters**, the same recipe {held} the bar: best "
-            f"{s['best_test_acc']:.2f} %, worst of the last 3 epochs {s['last3_min']:.2f} % (one seed).")
+    try:
+        s = scored[designs.choose(scored, SQUEEZE_BUDGET)]
+    except ValueError:
+        small = [s for s in scored.values() if s["params"] <= SQUEEZE_BUDGET and len(s["seeds"]) >= 2]
+        closest = max(small, key=lambda s: s["last3_min_mean"], default=None)
+        return (f"\n\nThe squeeze (≤ {SQUEEZE_BUDGET:,} parameters) has no design yet that holds the bar on 3 seeds"
+                + (f"; the closest, {closest['params']:,} parameters (`{closest['arch']}`), averages "
+                   f"{closest['last3_min_mean']:.2f} % (lowest {closest['last3_min_min']:.2f} %) over {len(closest['seeds'])} "
+                   f"seeds (`results/search/`)." if closest else "."))
+    return (f"\n\nSqueezed to **{s['params']:,} parameters** (`{s['arch']}`), the search's records hold the bar on "
+            f"{len(s['seeds'])} of {len(s['seeds'])} seeds: worst of the last 3 epochs {s['last3_min_mean']:.2f} % "
+            f"± {s['last3_min_std']:.2f} (lowest {s['last3_min_min']:.2f} %) (`results/search/`).")
+
+
+def stats_evidence(seeds: dict) -> dict:
+    """``evidence`` of a seed table (``helpers.train.seed_summary``)."""
+    stats = seeds["stats"]["last3_min"]
+    return {"mean": stats["mean"], "std": stats["std"], "n": len(seeds["rows"]), "params": seeds["params"]}
 
 
 def evidence(name: str) -> dict:
     """A step's worst-of-last-3 accuracy: over its seeds (results/NAME_seeds.json) where it ran several, else its one run."""
     seeds = load_seeds(name)
     if seeds:
-        stats = seeds["stats"]["last3_min"]
-        return {"mean": stats["mean"], "std": stats["std"], "n": len(seeds["rows"]), "params": seeds["params"]}
+        return stats_evidence(seeds)
     s = History.load(RESULTS / f"{name}.json").summary()
     return {"mean": s["last3_min"], "std": 0.0, "n": 1, "params": s["params"]}
 
@@ -105,7 +123,7 @@ def versus(a: dict, b: dict) -> str:
     text = f"{a['mean']:.2f} % → {b['mean']:.2f} % ({diff:+.2f} points"
     if min(a["n"], b["n"]) < 2:
         return text + ", one run: no spread to judge by)"
-    noise = 2 * (a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"]) ** 0.5
+    noise = designs.noise(a["std"], a["n"], b["std"], b["n"])
     verdict = "an effect" if abs(diff) > noise else "within the noise"
     return text + f"; noise ±{noise:.2f}: {verdict})"
 
@@ -135,10 +153,11 @@ def design_table() -> str:
         ("BatchNorm?", "After every convolution but the last",
          f"Step 02 → 03: {compare('02_fewer_parameters', '03_batchnorm')}; after one epoch "
          f"{first_epoch('02_fewer_parameters'):.2f} % → {first_epoch('03_batchnorm'):.2f} % (recorded seed)"),
-        ("Dropout?", "`Dropout2d` (whole maps), small: 0.02",
+        ("Dropout?", "`Dropout2d` (whole maps), small: 0.02 in steps 04–11; none in the final model (see the last row)",
          f"Step 03 → 04 (0.05): {compare('03_batchnorm', '04_dropout')}; step 08 → 09 (0.05 → 0.02): "
          f"{compare('08_learning_rate', '09_dropout_value')}"),
-        ("Augmentation?", "Random rotation ±7°", f"Step 04 → 05: {compare('04_dropout', '05_augmentation')}"),
+        ("Augmentation?", "Random rotation ±7° in the journey; the final model also shifts (±10°, up to 5 %)",
+         f"Step 04 → 05: {compare('04_dropout', '05_augmentation')}"),
         ("LR schedule?", "One-cycle, Adam, peak 0.02",
          f"Step 05 → 06 (one-cycle to 0.01): {compare('05_augmentation', '06_lr_schedule')}; step 06 → 08 (peak "
          f"0.02): {compare('06_lr_schedule', '08_learning_rate')}"),
@@ -148,6 +167,7 @@ def design_table() -> str:
          f"Step 09 → 10 ({params('09_dropout_value')} → {params('10_channel_distribution')} parameters): "
          f"{compare('09_dropout_value', '10_channel_distribution')}"),
     ]
+    rows += ablation_rows()
     lines = ["| question | what we do | what the runs showed (worst of the last 3 epochs, mean over seeds) |",
              "|---|---|---|"]
     lines += [f"| {q} | {do} | {showed} |" for q, do, showed in rows]
@@ -157,12 +177,41 @@ def design_table() -> str:
     return "\n".join(lines)
 
 
+def ablation_rows() -> list[tuple[str, str, str]]:
+    """The design table's last row: the final model with one idea taken away at a time (results/ablation/)."""
+    scored, ablated = designs.scores(RESULTS / "search"), designs.scores(RESULTS / "ablation")
+    if not ablated:
+        return []
+    choice = designs.choose(scored, BUDGET)
+    final = scored[choice]
+
+    def as_evidence(s: dict) -> dict:
+        return {"mean": s["last3_min_mean"], "std": s["last3_min_std"], "n": len(s["seeds"])}
+
+    parts = [f"{s['label']} ({s['params']:,}): {versus(as_evidence(final), as_evidence(s))}"
+             for s in sorted(ablated.values(), key=lambda s: s["last3_min_mean"])]
+    return [("What is each idea worth in the final model?", f"Ranked by what taking it away costs the final "
+             f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, {len(final['seeds'])} seeds each "
+             f"(step 13, `results/ablation/`): " + "; ".join(parts))]
+
+
+def measured_model(record: dict) -> str:
+    """Which model a speed or accuracy record measured: the final notebook's present one, or an earlier one
+    (records made before the parameter count was stored measured the final of step 12's first version)."""
+    params = record.get("params") or record.get("reference", {}).get("params")
+    final = RESULTS / f"{Path(record['notebook']).stem}.json"
+    if params is not None and final.exists() and History.load(final).params == params:
+        return f"{record['notebook']}'s model ({params:,} parameters)"
+    size = f"{params:,} parameters, " if params else ""
+    return f"an earlier final model ({size}measured before step 12's search chose the present one)"
+
+
 def bench_table() -> str:
     """The README's performance table, from results/bench_<device>.json (``make bench``)."""
     lines = []
     for record in sorted(RESULTS.glob("bench_*.json")):
         b = json.loads(record.read_text())
-        lines += [f"On **{b['device']}**, torch {b['torch']}, {b['threads']} threads, {b['notebook']}'s model and config, "
+        lines += [f"On **{b['device']}**, torch {b['torch']}, {b['threads']} threads, {measured_model(b)} and its config, "
                   f"median of {b['repeats']} alternating runs (`{record.relative_to(ROOT)}`):", "",
                   "| pipeline | s / training epoch | images / s | s / test pass | peak memory added (MiB) |",
                   "|---|---:|---:|---:|---:|"]
@@ -189,7 +238,7 @@ def profile_summary() -> str:
     for record in sorted(RESULTS.glob("profile_*.json")):
         r = json.loads(record.read_text())
         phases = r["phases_ms"]
-        lines += [f"One training step of {r['notebook']}'s model through helpers, batch {r['batch_size']}, on "
+        lines += [f"One training step of {measured_model(r)} through helpers, batch {r['batch_size']}, on "
                   f"**{r['device']}** (`{record.relative_to(ROOT)}`, mean of {r['steps']} steps):", "",
                   "| phase | ms / step | share |", "|---|---:|---:|"]
         lines += [f"| {name} | {ms:.2f} | {100 * ms / r['step_ms']:.0f} % |" for name, ms in phases.items()]
@@ -235,19 +284,22 @@ def accuracy_table() -> str:
                                               f"{s['last3_min']['mean']:.2f} ± {s['last3_min']['std']:.2f}"
                                               for s in stats) + " |")
     held = sum(row["last3_min"] >= TARGET for row in r["reference"]["rows"])
-    lines += ["", f"{r['notebook']}'s model and config, {r['reference']['epochs']} epochs, same initial weights per "
+    lines += ["", f"{measured_model(r)} and its config, {r['reference']['epochs']} epochs, same initial weights per "
                   f"seed; through the reference pipeline {held} of {len(r['reference']['rows'])} seeds stay at "
                   f"≥ {TARGET} % on each of the last 3 epochs (`{record.relative_to(ROOT)}`, on {r['device']})."]
     for gpu_record in sorted(RESULTS.glob("*_seeds_cuda.json")):  # `python -m tools.bench --seeds-here` on a GPU
         g = json.loads(gpu_record.read_text())
-        cpu, gpu = evidence(gpu_record.name.removesuffix("_seeds_cuda.json")), g["stats"]["last3_min"]
-        n = len(g["rows"])
+        gpu, n = g["stats"]["last3_min"], len(g["rows"])
         held = sum(row["last3_min"] >= TARGET for row in g["rows"])
-        lines += ["", f"On a GPU ({g['device']}, torch {g['torch']}), `fit` trained {g['notebook']}'s config with "
+        # the CPU's seeds of the same model: the notebook's own record, or the copy the reference record keeps
+        cpu_tables = [t for t in (load_seeds(gpu_record.name.removesuffix("_seeds_cuda.json")), r.get("helpers"))
+                      if t and t["params"] == g["params"]]
+        against = (f"CPU → GPU: {versus(stats_evidence(cpu_tables[0]), gpu | {'n': n})}; " if cpu_tables
+                   else "no CPU record of that model to compare with; ")
+        lines += ["", f"On a GPU ({g['device']}, torch {g['torch']}), `fit` trained {measured_model(g)} with "
                       f"seeds {', '.join(str(row['seed']) for row in g['rows'])}: worst of the last 3 epochs "
-                      f"{gpu['mean']:.2f} % ± {gpu['std']:.2f} (lowest {gpu['min']:.2f} %); CPU → GPU: "
-                      f"{versus(cpu, gpu | {'n': n})}; {held} of {n} seeds at ≥ {TARGET} % on each of the last "
-                      f"3 epochs (`{gpu_record.relative_to(ROOT)}`)."]
+                      f"{gpu['mean']:.2f} % ± {gpu['std']:.2f} (lowest {gpu['min']:.2f} %); {against}{held} of {n} "
+                      f"seeds at ≥ {TARGET} % on each of the last 3 epochs (`{gpu_record.relative_to(ROOT)}`)."]
     return "\n".join(lines)
 
 

@@ -1,0 +1,159 @@
+"""Designs written as short strings, and a search's records read back: step 12's lesson.
+
+A search tries many small networks. Writing each as a class would bury the
+differences in boilerplate, so a design is a string of tokens, in forward order:
+
+    cN   3x3 convolution to N channels, no padding (the map shrinks by 2)
+    CN   3x3 convolution to N channels, padding 1 (the map keeps its size)
+    sN   depthwise-separable 3x3: a 3x3 per channel, then a 1x1 to N channels
+    tN   1x1 convolution to N channels (a transition: mixes channels, sees no neighbours)
+    p    2x2 max-pool
+    h    the head: 1x1 convolution to 10 maps, global average pooling
+    fN   a flatten head instead: 1x1 convolution to N maps, flatten, a linear layer to 10
+
+"c8 c8 p c10 c10 c12 c12 h" is two convolutions, a max-pool, four
+convolutions and the GAP head. Every convolution but the head's is followed by
+BatchNorm (unless ``batchnorm=False``: then it keeps its bias), ReLU and, when
+``dropout`` is above 0, ``Dropout2d``: the notebooks' ``conv_bn``.
+
+A candidate is scored the way the series scores a step: the worst test
+accuracy of its last 3 epochs, over seeds (its mean, spread and lowest seed).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from torch import nn
+
+from .train import TARGET, History
+
+
+def conv_block(in_channels: int, out_channels: int, kind: str = "c", dropout: float = 0.0,
+               batchnorm: bool = True) -> nn.Sequential:
+    """One token's convolution, then BatchNorm, ReLU and (if any) dropout of whole maps."""
+    bias = not batchnorm  # BatchNorm's shift replaces the bias
+    if kind == "s":
+        conv = nn.Sequential(nn.Conv2d(in_channels, in_channels, 3, groups=in_channels, bias=False),
+                             nn.Conv2d(in_channels, out_channels, 1, bias=bias))
+    else:
+        size, padding = {"c": (3, 0), "C": (3, 1), "t": (1, 0), "f": (1, 0)}[kind]
+        conv = nn.Conv2d(in_channels, out_channels, size, padding=padding, bias=bias)
+    layers = [conv, nn.BatchNorm2d(out_channels)] if batchnorm else [conv]
+    layers.append(nn.ReLU())
+    if dropout > 0:
+        layers.append(nn.Dropout2d(dropout))
+    return nn.Sequential(*layers)
+
+
+def build(arch: str, dropout: float = 0.0, batchnorm: bool = True) -> nn.Sequential:
+    """The network an architecture string describes (see the module docstring)."""
+    layers, channels, size = [], 1, 28
+    tokens = arch.split()
+    for token in tokens:
+        kind, width = token[0], token[1:]
+        if kind in "cCstf" and width.isdigit() and int(width) > 0:
+            layers.append(conv_block(channels, int(width), kind, dropout if kind != "f" else 0.0, batchnorm))
+            channels = int(width)
+            size -= 2 if kind in "cs" else 0
+            if kind == "f":
+                layers += [nn.Flatten(), nn.Linear(channels * size * size, 10)]
+        elif token == "p":
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+        elif token == "h":
+            layers += [nn.Conv2d(channels, 10, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        else:
+            raise ValueError(f"unknown token {token!r} in {arch!r}; use cN, CN, sN, tN, p, h or fN")
+    if not tokens or tokens[-1][0] not in "hf" or any(t[0] in "hf" for t in tokens[:-1]):
+        raise ValueError(f"{arch!r} must end with a head, 'h' or 'fN', and have no other")
+    return nn.Sequential(*layers)
+
+
+def load_records(folder: Path) -> dict[str, list[dict]]:
+    """Every run a search recorded in ``folder`` (one JSON file per candidate and seed), grouped by candidate."""
+    grouped: dict[str, list[dict]] = {}
+    for path in sorted(Path(folder).glob("*__seed*.json")):
+        record = json.loads(path.read_text())
+        grouped.setdefault(record["key"], []).append(record)
+    return grouped
+
+
+def score(records: list[dict]) -> dict:
+    """One candidate over its seeds: mean, std and lowest of the worst of the last 3 epochs."""
+    worst = [min(r["test_acc"][-3:]) for r in records]
+    return {"seeds": sorted(r["config"]["seed"] for r in records), "params": records[0]["params"],
+            "arch": records[0]["candidate"]["arch"], "label": records[0].get("label", records[0]["key"]),
+            "last3_min_mean": statistics.fmean(worst), "last3_min_std": statistics.stdev(worst) if len(worst) > 1 else 0.0,
+            "last3_min_min": min(worst), "last3_min_max": max(worst),
+            "best_mean": statistics.fmean(max(r["test_acc"]) for r in records),
+            "clean_train_mean": statistics.fmean(r["clean_train_acc"][-1] for r in records if r["clean_train_acc"]),
+            "epochs_at_target_mean": statistics.fmean(sum(a >= TARGET for a in r["test_acc"]) for r in records),
+            "all_at_target": all(w >= TARGET for w in worst)}
+
+
+def scores(folder: Path) -> dict[str, dict]:
+    """``score`` of every candidate recorded in ``folder``, by key."""
+    return {key: score(records) for key, records in load_records(folder).items()}
+
+
+def histories(records: list[dict]) -> list[History]:
+    """A candidate's recorded runs as ``History`` objects, by seed: plot and tabulate them like a step's."""
+    return [History.load_record(r) for r in sorted(records, key=lambda r: r["config"]["seed"])]
+
+
+def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3) -> str:
+    """The rule, fixed before looking: among candidates of at most ``budget`` parameters with at least
+    ``min_seeds`` seeds, every seed at >= 99.4 % on each of its last 3 epochs, the highest mean of the
+    worst of the last 3; a tie goes to the smaller. Raises if no candidate qualifies."""
+    eligible = {k: s for k, s in scored.items()
+                if s["params"] <= budget and len(s["seeds"]) >= min_seeds and s["all_at_target"]}
+    if not eligible:
+        raise ValueError(f"no candidate of <= {budget:,} parameters holds {TARGET} % on {min_seeds}+ seeds")
+    return max(eligible, key=lambda k: (round(eligible[k]["last3_min_mean"], 2), -eligible[k]["params"]))
+
+
+def table(scored: dict[str, dict]) -> str:
+    """One line per candidate, smallest first: seeds, worst of the last 3 (mean, std, lowest), best, clean train."""
+    lines = [f"{'params':>7} {'seeds':>5} {'worst3 mean':>11} {'std':>5} {'lowest':>6} {'best':>6} {'train':>6}  candidate"]
+    for k, s in sorted(scored.items(), key=lambda item: (item[1]["params"], item[0])):
+        lines.append(f"{s['params']:>7,} {len(s['seeds']):>5} {s['last3_min_mean']:>11.2f} {s['last3_min_std']:>5.2f} "
+                     f"{s['last3_min_min']:>6.2f} {s['best_mean']:>6.2f} {s['clean_train_mean']:>6.2f}  {k}")
+    return "\n".join(lines)
+
+
+def noise(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
+    """Twice the standard error of a difference of two means: the series' rule calls a difference
+    an effect only when it is larger than this."""
+    return 2 * (std_a ** 2 / n_a + std_b ** 2 / n_b) ** 0.5
+
+
+def ablation_table(final: dict, variants: dict[str, dict]) -> str:
+    """The final model's ``score`` against each variant's: what taking one idea away costs, and whether
+    that is more than the seeds' noise."""
+    lines = [f"{'':34}{'params':>7}{'seeds':>6}{'worst of last 3':>19}{'lowest':>8}{'epochs>=99.4':>13}  vs the final",
+             "-" * 112]
+    for label, s in {"the final model": final, **variants}.items():
+        n, spread = len(s["seeds"]), f"{s['last3_min_mean']:.2f} ± {s['last3_min_std']:.2f}"
+        diff = s["last3_min_mean"] - final["last3_min_mean"]
+        margin = noise(s["last3_min_std"], n, final["last3_min_std"], len(final["seeds"]))
+        verdict = "" if s is final else f"{diff:+.2f} (noise ±{margin:.2f}: {'an effect' if abs(diff) > margin else 'within the noise'})"
+        lines.append(f"{label:34}{s['params']:>7,}{n:>6}{spread:>19}{s['last3_min_min']:>8.2f}"
+                     f"{s['epochs_at_target_mean']:>13.1f}  {verdict}")
+    return "\n".join(lines)
+
+
+def held_out_table(records: list[dict]) -> str:
+    """The held-out check (trained on the first 50,000 training images), epoch by epoch: accuracy on the
+    10,000 held-out training images next to the test set's. If the test set had been overfitted by
+    choosing on it, the test column would sit clearly above the held-out one."""
+    records = sorted(records, key=lambda r: r["seed"])
+    lines = ["epoch" + "".join(f"{'seed ' + str(r['seed']) + ': held out':>22}{'test':>8}" for r in records)]
+    for epoch in range(len(records[0]["test_acc"])):
+        lines.append(f"{epoch + 1:>5}" + "".join(f"{r['held_out_acc'][epoch]:>22.2f}{r['test_acc'][epoch]:>8.2f}"
+                                                 for r in records))
+    lines.append("worst of the last 3:" + "".join(
+        f"{'':>3}held out {min(r['held_out_acc'][-3:]):.2f}, test {min(r['test_acc'][-3:]):.2f}" for r in records))
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+"""helpers.designs: the choice rule, the tables the last notebooks print, a search's records read back."""
+
+import json
+
+import pytest
+
+from helpers import designs
+from helpers.train import TARGET
+
+
+def run(seed: int, last3: list[float], params: int = 4_000, arch: str = "c8 p c12 h", key: str = "c8-p-c12-h") -> dict:
+    """A search record, as tools.search writes it (only the fields designs reads)."""
+    test_acc = [98.0] * 12 + last3
+    return {"key": key, "params": params, "config": {"seed": seed}, "candidate": {"arch": arch}, "test_acc": test_acc,
+            "train_acc": test_acc, "clean_train_acc": [99.5] * 15, "device": "cpu", "lr": [0.01] * 15,
+            "train_loss": [0.1] * 15, "test_loss": [0.1] * 15, "test_correct": [9_900] * 15, "seconds": [1.0] * 15}
+
+
+def scored(*last3s, params: int = 4_000) -> dict:
+    return designs.score([run(seed, last3, params) for seed, last3 in enumerate(last3s, 1)])
+
+
+def test_score_is_the_worst_of_the_last_3_epochs_over_seeds():
+    s = scored([99.5, 99.42, 99.6], [99.44, 99.5, 99.5], [99.46, 99.47, 99.48])
+    assert s["seeds"] == [1, 2, 3] and s["last3_min_min"] == 99.42 and s["last3_min_max"] == 99.46
+    assert s["last3_min_mean"] == pytest.approx(99.44)
+    assert s["last3_min_std"] == pytest.approx(0.02)
+    assert s["all_at_target"] and s["epochs_at_target_mean"] == 3
+
+
+def test_choose_keeps_to_the_budget_the_seeds_and_the_bar_and_gives_ties_to_the_smaller():
+    good = [99.5, 99.5, 99.5]
+    candidates = {
+        "too big": scored(good, good, good, params=5_001),
+        "one seed": scored([99.9] * 3, params=3_000),
+        "a seed under the bar": scored([99.9] * 3, [99.9] * 3, [99.39, 99.9, 99.9], params=3_000),
+        "held": scored(good, good, good, params=4_900),
+        "held, smaller": scored(good, good, [99.5, 99.504, 99.5], params=4_800),
+    }
+    assert not candidates["a seed under the bar"]["all_at_target"]
+    assert designs.choose(candidates, budget=5_000) == "held, smaller"
+    assert designs.choose(candidates, budget=5_001, min_seeds=3) == "held, smaller"
+    with pytest.raises(ValueError, match=f"no candidate of <= 4,000 parameters holds {TARGET}"):
+        designs.choose(candidates, budget=4_000)
+
+
+def test_records_are_read_back_grouped_by_candidate(tmp_path):
+    for seed in (2, 1):
+        (tmp_path / f"c8-p-c12-h__seed{seed}.json").write_text(json.dumps(run(seed, [99.4, 99.5, 99.6])))
+    (tmp_path / "notes.json").write_text("{}")  # not a run record
+    grouped = designs.load_records(tmp_path)
+    assert list(grouped) == ["c8-p-c12-h"] and len(grouped["c8-p-c12-h"]) == 2
+    assert [h.config["seed"] for h in designs.histories(grouped["c8-p-c12-h"])] == [1, 2]
+    assert "c8-p-c12-h" in designs.table(designs.scores(tmp_path))
+
+
+def test_ablation_table_names_an_effect_only_beyond_the_noise():
+    final = scored([99.5] * 3, [99.46] * 3, [99.48] * 3)
+    table = designs.ablation_table(final, {"no BatchNorm": scored([99.0] * 3, [99.1] * 3, [99.05] * 3),
+                                           "no dropout": scored([99.49] * 3, [99.47] * 3, [99.45] * 3)})
+    rows = table.splitlines()
+    assert rows[2].startswith("the final model") and "99.48 ± 0.02" in rows[2]
+    assert "-0.43" in rows[3] and "an effect" in rows[3]
+    assert "-0.01" in rows[4] and "within the noise" in rows[4]
+    assert designs.noise(0.02, 3, 0.02, 3) == pytest.approx(2 * (2 * 0.02 ** 2 / 3) ** 0.5)
+
+
+def test_a_run_recorded_with_a_label_is_shown_by_it():
+    records = [run(1, [99.4] * 3) | {"label": "no BatchNorm"}]
+    assert designs.score(records)["label"] == "no BatchNorm"
+    assert designs.score([run(1, [99.4] * 3)])["label"] == "c8-p-c12-h", "without a label: the key"
+
+
+def test_held_out_table_puts_each_epoch_of_both_sets_side_by_side():
+    record = {"seed": 1, "held_out_acc": [98.0 + i / 10 for i in range(15)], "test_acc": [98.05 + i / 10 for i in range(15)]}
+    lines = designs.held_out_table([record]).splitlines()
+    assert len(lines) == 1 + 15 + 1
+    assert lines[1].split() == ["1", "98.00", "98.05"] and lines[15].split() == ["15", "99.40", "99.45"]
+    assert lines[-1].endswith("held out 99.20, test 99.25")
+
+
+def test_a_history_read_back_in_smoke_mode_is_never_written_over_a_record(smoke, tmp_path, monkeypatch):
+    from helpers import files, train
+
+    monkeypatch.setenv(files.ROOT_ENV, str(tmp_path))
+    history = designs.histories([run(1, [99.4] * 3)])[0]
+    assert history.smoke is False  # a real run's record ...
+    written = train.save_history(history, "12_search")
+    assert tmp_path not in written.parents, "... saved from a smoke run of the notebook goes to a temporary folder"
