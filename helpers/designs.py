@@ -130,6 +130,11 @@ def noise(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
     return 2 * (std_a ** 2 / n_a + std_b ** 2 / n_b) ** 0.5
 
 
+def verdict(difference: float, margin: float) -> str:
+    """The series' rule in words: an effect only beyond the noise (``noise``)."""
+    return "an effect" if abs(difference) > margin else "within the noise"
+
+
 def ablation_table(final: dict, variants: dict[str, dict]) -> str:
     """The final model's ``score`` against each variant's: what taking one idea away costs, and whether
     that is more than the seeds' noise."""
@@ -139,9 +144,9 @@ def ablation_table(final: dict, variants: dict[str, dict]) -> str:
         n, spread = len(s["seeds"]), f"{s['last3_min_mean']:.2f} ± {s['last3_min_std']:.2f}"
         diff = s["last3_min_mean"] - final["last3_min_mean"]
         margin = noise(s["last3_min_std"], n, final["last3_min_std"], len(final["seeds"]))
-        verdict = "" if s is final else f"{diff:+.2f} (noise ±{margin:.2f}: {'an effect' if abs(diff) > margin else 'within the noise'})"
+        against = "" if s is final else f"{diff:+.2f} (noise ±{margin:.2f}: {verdict(diff, margin)})"
         lines.append(f"{label:34}{s['params']:>7,}{n:>6}{spread:>19}{s['last3_min_min']:>8.2f}"
-                     f"{s['epochs_at_target_mean']:>13.1f}  {verdict}")
+                     f"{s['epochs_at_target_mean']:>13.1f}  {against}")
     return "\n".join(lines)
 
 

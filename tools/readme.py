@@ -21,7 +21,7 @@ from helpers import designs  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
-from .search import BUDGET, SEEDS, SQUEEZE_BUDGET  # noqa: E402
+from .search import FINAL, SEEDS, SQUEEZE_BUDGET, key  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -70,10 +70,10 @@ def headline() -> str:
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(ROOT)}`)" + squeeze_line(records[-1].stem[:2]))
+            f"(`{records[-1].relative_to(ROOT)}`)" + squeeze_line())
 
 
-def squeeze_line(step: str) -> str:
+def squeeze_line() -> str:
     """One sentence on the squeeze: the search's smallest design that holds the bar on 3+ seeds, if one does."""
     scored = designs.scores(RESULTS / "search")
     if not scored:
@@ -124,8 +124,7 @@ def versus(a: dict, b: dict) -> str:
     if min(a["n"], b["n"]) < 2:
         return text + ", one run: no spread to judge by)"
     noise = designs.noise(a["std"], a["n"], b["std"], b["n"])
-    verdict = "an effect" if abs(diff) > noise else "within the noise"
-    return text + f"; noise ±{noise:.2f}: {verdict})"
+    return text + f"; noise ±{noise:.2f}: {designs.verdict(diff, noise)})"
 
 
 def design_table() -> str:
@@ -182,8 +181,7 @@ def ablation_rows() -> list[tuple[str, str, str]]:
     scored, ablated = designs.scores(RESULTS / "search"), designs.scores(RESULTS / "ablation")
     if not ablated:
         return []
-    choice = designs.choose(scored, BUDGET)
-    final = scored[choice]
+    final = scored[key(FINAL)]
 
     def as_evidence(s: dict) -> dict:
         return {"mean": s["last3_min_mean"], "std": s["last3_min_std"], "n": len(s["seeds"])}
@@ -197,7 +195,7 @@ def ablation_rows() -> list[tuple[str, str, str]]:
 
 def measured_model(record: dict) -> str:
     """Which model a speed or accuracy record measured: the final notebook's present one, or an earlier one
-    (records made before the parameter count was stored measured the final of step 12's first version)."""
+    (a record without a parameter count predates the search's final: it measured the one before)."""
     params = record.get("params") or record.get("reference", {}).get("params")
     final = RESULTS / f"{Path(record['notebook']).stem}.json"
     if params is not None and final.exists() and History.load(final).params == params:
