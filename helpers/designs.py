@@ -72,12 +72,14 @@ def build(arch: str, dropout: float = 0.0, batchnorm: bool = True) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
-def load_records(folder: Path) -> dict[str, list[dict]]:
-    """Every run a search recorded in ``folder`` (one JSON file per candidate and seed), grouped by candidate."""
+def load_records(*folders: Path) -> dict[str, list[dict]]:
+    """Every run recorded in ``folders`` (one JSON file per candidate and seed), grouped by candidate:
+    a design's seeds from several folders (the search's, a later check's) count together."""
     grouped: dict[str, list[dict]] = {}
-    for path in sorted(Path(folder).glob("*__seed*.json")):
-        record = json.loads(path.read_text())
-        grouped.setdefault(record["key"], []).append(record)
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*__seed*.json")):
+            record = json.loads(path.read_text())
+            grouped.setdefault(record["key"], []).append(record)
     return grouped
 
 
@@ -94,9 +96,9 @@ def score(records: list[dict]) -> dict:
             "all_at_target": all(w >= TARGET for w in worst)}
 
 
-def scores(folder: Path) -> dict[str, dict]:
-    """``score`` of every candidate recorded in ``folder``, by key."""
-    return {key: score(records) for key, records in load_records(folder).items()}
+def scores(*folders: Path) -> dict[str, dict]:
+    """``score`` of every candidate recorded in ``folders``, by key."""
+    return {key: score(records) for key, records in load_records(*folders).items()}
 
 
 def histories(records: list[dict]) -> list[History]:
@@ -104,15 +106,21 @@ def histories(records: list[dict]) -> list[History]:
     return [History.load_record(r) for r in sorted(records, key=lambda r: r["config"]["seed"])]
 
 
-def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3) -> str:
+def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3, prefer: str = "accuracy") -> str:
     """The rule, fixed before looking: among candidates of at most ``budget`` parameters with at least
     ``min_seeds`` seeds, every seed at >= 99.4 % on each of its last 3 epochs, the highest mean of the
-    worst of the last 3; a tie goes to the smaller. Raises if no candidate qualifies."""
+    worst of the last 3 (a tie goes to the smaller) or, with ``prefer="size"``, the smallest (a tie goes
+    to the higher mean). Raises if no candidate qualifies."""
+    if prefer not in ("accuracy", "size"):
+        raise ValueError(f"prefer={prefer!r}: use 'accuracy' or 'size'")
     eligible = {k: s for k, s in scored.items()
                 if s["params"] <= budget and len(s["seeds"]) >= min_seeds and s["all_at_target"]}
     if not eligible:
         raise ValueError(f"no candidate of <= {budget:,} parameters holds {TARGET} % on {min_seeds}+ seeds")
-    return max(eligible, key=lambda k: (round(eligible[k]["last3_min_mean"], 2), -eligible[k]["params"]))
+    mean, size = (lambda k: round(eligible[k]["last3_min_mean"], 2)), (lambda k: eligible[k]["params"])
+    if prefer == "size":
+        return min(eligible, key=lambda k: (size(k), -mean(k)))
+    return max(eligible, key=lambda k: (mean(k), -size(k)))
 
 
 def table(scored: dict[str, dict]) -> str:

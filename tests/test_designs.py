@@ -44,6 +44,31 @@ def test_choose_keeps_to_the_budget_the_seeds_and_the_bar_and_gives_ties_to_the_
         designs.choose(candidates, budget=4_000)
 
 
+def test_choose_by_size_takes_the_smallest_that_holds_on_enough_seeds():
+    good, better = [99.45] * 3, [99.6] * 3
+    candidates = {
+        "smallest, three seeds": scored(good, good, good, params=4_000),
+        "small, five seeds": scored(good, good, good, good, good, params=5_500),
+        "small, five seeds, better": scored(better, better, better, better, better, params=5_500),
+        "large, five seeds, best": scored(*[[99.8] * 3] * 5, params=6_000),
+    }
+    assert designs.choose(candidates, budget=8_000) == "large, five seeds, best"
+    assert designs.choose(candidates, budget=8_000, prefer="size") == "smallest, three seeds"
+    assert designs.choose(candidates, budget=8_000, min_seeds=5, prefer="size") == "small, five seeds, better"
+    with pytest.raises(ValueError, match="prefer='smallest'"):
+        designs.choose(candidates, budget=8_000, prefer="smallest")
+
+
+def test_seeds_recorded_in_two_folders_count_together(tmp_path):
+    search, check = tmp_path / "search", tmp_path / "check"
+    for folder, seed, last3 in ((search, 1, [99.5] * 3), (search, 2, [99.5] * 3), (check, 6, [99.5, 99.38, 99.5])):
+        folder.mkdir(exist_ok=True)
+        (folder / f"c8-p-c12-h__seed{seed}.json").write_text(json.dumps(run(seed, last3)))
+    assert designs.scores(search)["c8-p-c12-h"]["all_at_target"]
+    both = designs.scores(search, check)["c8-p-c12-h"]
+    assert both["seeds"] == [1, 2, 6] and not both["all_at_target"] and both["last3_min_min"] == 99.38
+
+
 def test_records_are_read_back_grouped_by_candidate(tmp_path):
     for seed in (2, 1):
         (tmp_path / f"c8-p-c12-h__seed{seed}.json").write_text(json.dumps(run(seed, [99.4, 99.5, 99.6])))

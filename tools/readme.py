@@ -21,7 +21,7 @@ from helpers import designs  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
-from .search import FINAL, SEEDS, SQUEEZE_BUDGET, key  # noqa: E402
+from .search import FINAL, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -64,13 +64,28 @@ def headline() -> str:
     stats, n = summary["stats"], len(summary["rows"])
     held = sum(r["last3_min"] >= TARGET for r in summary["rows"])
     seeds = [r["seed"] for r in summary["rows"]]
-    listed = ", ".join(map(str, seeds)) + ("; the search chose on seeds " + ", ".join(map(str, SEEDS)) + ", not these"
-                                           if not set(seeds) & set(SEEDS) else "")
+    chosen_on = designs.scores(RESULTS / "search").get(key(FINAL), {}).get("seeds", [])
+    listed = ", ".join(map(str, seeds)) + ("; the search chose on seeds " + ", ".join(map(str, chosen_on)) + ", not these"
+                                           if chosen_on and not set(seeds) & set(chosen_on) else "")
     return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds ({listed}), the worst of the last "
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(ROOT)}`)" + squeeze_line())
+            f"(`{records[-1].relative_to(ROOT)}`)" + first_choice_line() + squeeze_line())
+
+
+def first_choice_line() -> str:
+    """What became of the designs the search chose before the final one, on seeds they were not chosen on."""
+    lines = []
+    for k, records in designs.load_records(UNSEEN).items():
+        if k == key(FINAL):
+            continue
+        s, held = designs.score(records), sum(min(r["test_acc"][-3:]) >= TARGET for r in records)
+        lines.append(f"\n\nThe search's first choice, {s['params']:,} parameters (`{s['arch']}`), held the bar on {held} of "
+                     f"{len(records)} seeds it was not chosen on (worst of the last 3 epochs {s['last3_min_mean']:.2f} % "
+                     f"± {s['last3_min_std']:.2f}, lowest {s['last3_min_min']:.2f} %; `{UNSEEN.relative_to(ROOT)}/`); "
+                     f"the final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}.")
+    return "".join(lines)
 
 
 def squeeze_line() -> str:

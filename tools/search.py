@@ -96,15 +96,28 @@ STAGES: dict[int, list[dict]] = {
         candidate("c8 c12 p t12 s24 s24 s24 h"),
         candidate("c8 c8 p c10 c10 c12 h"),
     ],
+    # 6: the chosen 4,884 design missed the bar on 3 of 13 seeds the search never used (6-18): 99.49 on
+    #    three seeds was not enough margin. A little more width after the pool, the same recipe, five seeds
+    #    each; both stay under the smallest published result at this bar (5,854).
+    6: [
+        candidate("c8 c8 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05),
+        candidate("c8 c10 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05),
+    ],
 }
 
 
-BUDGET = 5_000  # the final model's parameter limit
+BUDGET = 5_000  # the aim for the final model's parameters
+LIMIT = 7_999  # the series' bar: fewer than 8,000
 SQUEEZE_BUDGET = 4_000  # the squeeze's
+UNSEEN = ROOT / "results" / "unseen_seeds"  # a chosen design trained again on seeds the search never used
+MIN_SEEDS = 5  # the final rule: at least this many recorded seeds, every one of them at the bar
 
-# The final model: what ``helpers.designs.choose`` picks from the CPU records (step 12 shows the choice; a test
-# checks the two agree). Its ablation and held-out check below run on this candidate.
-FINAL = candidate("c8 c8 p c10 c10 c12 c12 h", degrees=10.0, translate=0.05)
+# Step 12's first rule (designs.choose over seeds 1-3, <= BUDGET) chose c8 c8 p c10 c10 c12 c12 h with
+# stronger augmentation (4,884 parameters); on 13 unseen seeds (UNSEEN: 6-10 from step 13's first run,
+# 11-18 from --final) 3 missed the bar. The final rule counts every recorded seed of a design, needs
+# MIN_SEEDS of them and takes the smallest under LIMIT that holds on all (step 12 shows both; a test checks
+# FINAL is what it picks). The ablation and held-out check below run on this candidate.
+FINAL = candidate("c8 c8 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05)
 
 
 def ablations(cand: dict) -> dict[str, dict]:
