@@ -21,7 +21,7 @@ from helpers import designs  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
-from .search import FINAL, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
+from .search import FINAL, MIN_SEEDS, MORE_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -71,7 +71,21 @@ def headline() -> str:
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(ROOT)}`)" + first_choice_line() + squeeze_line())
+            f"(`{records[-1].relative_to(ROOT)}`)" + more_seeds_line() + first_choice_line() + squeeze_line())
+
+
+def more_seeds_line() -> str:
+    """The final design on further seeds, trained after it was chosen (results/final_more_seeds/), if any."""
+    records = designs.load_records(MORE_SEEDS).get(key(FINAL), [])
+    if not records:
+        return ""
+    s, held = designs.score(records), sum(min(r["test_acc"][-3:]) >= TARGET for r in records)
+    missed = [f"seed {r['config']['seed']}: {min(r['test_acc'][-3:]):.2f} %" for r in records if min(r["test_acc"][-3:]) < TARGET]
+    return (f"\n\nOn {len(records)} more seeds ({', '.join(map(str, s['seeds']))}), trained after the choice "
+            f"(`{MORE_SEEDS.relative_to(ROOT)}/`): {held} of {len(records)} hold the bar; worst of the last 3 epochs "
+            f"{s['last3_min_mean']:.2f} % ± {s['last3_min_std']:.2f}, lowest {s['last3_min_min']:.2f} %"
+            + (f" ({'; '.join(missed)}). Step 12's final rule counts every recorded seed: with these, it would no longer "
+               f"accept this design." if missed else "."))
 
 
 def first_choice_line() -> str:

@@ -111,6 +111,7 @@ LIMIT = 7_999  # the series' bar: fewer than 8,000
 SQUEEZE_BUDGET = 4_000  # the squeeze's
 UNSEEN = ROOT / "results" / "unseen_seeds"  # a chosen design trained again on seeds the search never used
 MIN_SEEDS = 5  # the final rule: at least this many recorded seeds, every one of them at the bar
+MORE_SEEDS = ROOT / "results" / "final_more_seeds"  # the final design on further seeds, after the choice (--final)
 
 # Step 12's first rule (designs.choose over seeds 1-3, <= BUDGET) chose c8 c8 p c10 c10 c12 c12 h with
 # stronger augmentation (4,884 parameters); on 13 unseen seeds (UNSEEN: 6-10 from step 13's first run,
