@@ -93,7 +93,7 @@ def score(records: list[dict]) -> dict:
             "best_mean": statistics.fmean(max(r["test_acc"]) for r in records),
             "clean_train_mean": statistics.fmean(r["clean_train_acc"][-1] for r in records if r["clean_train_acc"]),
             "epochs_at_target_mean": statistics.fmean(sum(a >= TARGET for a in r["test_acc"]) for r in records),
-            "all_at_target": all(w >= TARGET for w in worst)}
+            "seeds_at_target": sum(w >= TARGET for w in worst), "all_at_target": all(w >= TARGET for w in worst)}
 
 
 def scores(*folders: Path) -> dict[str, dict]:

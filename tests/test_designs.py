@@ -38,6 +38,7 @@ def test_choose_keeps_to_the_budget_the_seeds_and_the_bar_and_gives_ties_to_the_
         "held, smaller": scored(good, good, [99.5, 99.504, 99.5], params=4_800),
     }
     assert not candidates["a seed under the bar"]["all_at_target"]
+    assert candidates["a seed under the bar"]["seeds_at_target"] == 2
     assert designs.choose(candidates, budget=5_000) == "held, smaller"
     assert designs.choose(candidates, budget=5_001, min_seeds=3) == "held, smaller"
     with pytest.raises(ValueError, match=f"no candidate of <= 4,000 parameters holds {TARGET}"):

@@ -79,10 +79,10 @@ def more_seeds_line() -> str:
     records = designs.load_records(MORE_SEEDS).get(key(FINAL), [])
     if not records:
         return ""
-    s, held = designs.score(records), sum(min(r["test_acc"][-3:]) >= TARGET for r in records)
+    s = designs.score(records)
     missed = [f"seed {r['config']['seed']}: {min(r['test_acc'][-3:]):.2f} %" for r in records if min(r["test_acc"][-3:]) < TARGET]
     return (f"\n\nOn {len(records)} more seeds ({', '.join(map(str, s['seeds']))}), trained after the choice "
-            f"(`{MORE_SEEDS.relative_to(ROOT)}/`): {held} of {len(records)} hold the bar; worst of the last 3 epochs "
+            f"(`{MORE_SEEDS.relative_to(ROOT)}/`): {s['seeds_at_target']} of {len(records)} hold the bar; worst of the last 3 epochs "
             f"{s['last3_min_mean']:.2f} % ± {s['last3_min_std']:.2f}, lowest {s['last3_min_min']:.2f} %"
             + (f" ({'; '.join(missed)}). Step 12's final rule counts every recorded seed: with these, it would no longer "
                f"accept this design." if missed else "."))
@@ -94,8 +94,8 @@ def first_choice_line() -> str:
     for k, records in designs.load_records(UNSEEN).items():
         if k == key(FINAL):
             continue
-        s, held = designs.score(records), sum(min(r["test_acc"][-3:]) >= TARGET for r in records)
-        lines.append(f"\n\nThe search's first choice, {s['params']:,} parameters (`{s['arch']}`), held the bar on {held} of "
+        s = designs.score(records)
+        lines.append(f"\n\nThe search's first choice, {s['params']:,} parameters (`{s['arch']}`), held the bar on {s['seeds_at_target']} of "
                      f"{len(records)} seeds it was not chosen on (worst of the last 3 epochs {s['last3_min_mean']:.2f} % "
                      f"± {s['last3_min_std']:.2f}, lowest {s['last3_min_min']:.2f} %; `{UNSEEN.relative_to(ROOT)}/`); "
                      f"the final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}.")
