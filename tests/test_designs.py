@@ -80,6 +80,18 @@ def test_records_are_read_back_grouped_by_candidate(tmp_path):
     assert "c8-p-c12-h" in designs.table(designs.scores(tmp_path))
 
 
+def test_seed_grid_lines_up_each_designs_seeds_and_marks_only_the_misses():
+    grouped = {"a": [run(1, [99.5, 99.41, 99.6]), run(3, [99.5, 99.39, 99.6])],
+               "b": [run(2, [99.40, 99.45, 99.5], params=5_852, arch="c8 c10 p h", key="b")]}
+    header, a, b, footer = designs.seed_grid(grouped).splitlines()
+    assert header.split() == ["seed", "1", "2", "3"]
+    assert a.split()[-2:] == ["99.41", "99.39*"] and "4,000 c8 p c12 h" in a
+    assert b.split()[-2:] == ["h", "99.40"] and "5,852 c8 c10 p h" in b, "exactly at the bar holds: no mark"
+    assert a.index("99.39") + 4 == header.index(" 3") + 1, "each value under its seed"
+    assert b.index("99.40") + 4 == header.index(" 2") + 1 and a.index("99.41") + 4 == header.index(" 1") + 1
+    assert "*" in footer and str(TARGET) in footer
+
+
 def test_ablation_table_names_an_effect_only_beyond_the_noise():
     final = scored([99.5] * 3, [99.46] * 3, [99.48] * 3)
     table = designs.ablation_table(final, {"no BatchNorm": scored([99.0] * 3, [99.1] * 3, [99.05] * 3),

@@ -84,6 +84,14 @@ def test_workers_split_the_runs_between_them(tmp_path, mnist_root, smoke, monkey
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["c4-p-c8-h__seed2.json"]
 
 
+def test_only_trains_the_named_designs_of_a_stage_and_rejects_unknown_ones(tmp_path, mnist_root, smoke, monkeypatch, capsys):
+    monkeypatch.setitem(search.STAGES, 99, [search.candidate("c4 p c8 h"), search.candidate("c4 p c6 h")])
+    assert search.main(["--stage", "99", "--only", "c4 p c6 h", "--seeds", "7", "--out", str(tmp_path)]) == 0
+    assert [p.name for p in tmp_path.glob("*.json")] == ["c4-p-c6-h__seed7.json"]
+    assert search.main(["--stage", "99", "--only", "c4 p c7 h", "--out", str(tmp_path)]) == 2
+    assert "c4 p c7 h" in capsys.readouterr().err
+
+
 def test_each_ablation_takes_one_idea_away_from_the_final():
     cand = search.candidate("c8 p c12 c12 h")
     variants = search.ablations(cand)

@@ -21,7 +21,7 @@ from helpers import designs  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
-from .search import FINAL, MIN_SEEDS, MORE_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
+from .search import BUDGET, FINAL, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -64,42 +64,55 @@ def headline() -> str:
     stats, n = summary["stats"], len(summary["rows"])
     held = sum(r["last3_min"] >= TARGET for r in summary["rows"])
     seeds = [r["seed"] for r in summary["rows"]]
-    chosen_on = designs.scores(RESULTS / "search").get(key(FINAL), {}).get("seeds", [])
-    listed = ", ".join(map(str, seeds)) + ("; the search chose on seeds " + ", ".join(map(str, chosen_on)) + ", not these"
-                                           if chosen_on and not set(seeds) & set(chosen_on) else "")
+    chosen = designs.scores(RESULTS / "search", UNSEEN).get(key(FINAL))
+    listed = spans(seeds) + (f"; step 12's rule chose the design on seeds {spans(chosen['seeds'])}, not these"
+                             if chosen and not set(seeds) & set(chosen["seeds"]) else "")
     return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds ({listed}), the worst of the last "
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(ROOT)}`)" + more_seeds_line() + first_choice_line() + squeeze_line())
+            f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen) + earlier_choices_line() + squeeze_line())
 
 
-def more_seeds_line() -> str:
-    """The final design on further seeds, trained after it was chosen (results/final_more_seeds/), if any."""
-    records = designs.load_records(MORE_SEEDS).get(key(FINAL), [])
-    if not records:
+def spans(seeds: list[int]) -> str:
+    """Seeds as runs of consecutive numbers: [1, 2, 3, 4, 7] -> "1–4, 7"."""
+    runs: list[list[int]] = []
+    for seed in sorted(seeds):
+        if runs and seed == runs[-1][-1] + 1:
+            runs[-1].append(seed)
+        else:
+            runs.append([seed])
+    return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+def chosen_on_line(chosen: dict | None) -> str:
+    """The evidence the final rule chose on: every recorded seed of the design, the search's and the unseen ones."""
+    if not chosen:
         return ""
-    s = designs.score(records)
-    missed = [f"seed {r['config']['seed']}: {min(r['test_acc'][-3:]):.2f} %" for r in records if min(r["test_acc"][-3:]) < TARGET]
-    return (f"\n\nOn {len(records)} more seeds ({', '.join(map(str, s['seeds']))}), trained after the choice "
-            f"(`{MORE_SEEDS.relative_to(ROOT)}/`): {s['seeds_at_target']} of {len(records)} hold the bar; worst of the last 3 epochs "
-            f"{s['last3_min_mean']:.2f} % ± {s['last3_min_std']:.2f}, lowest {s['last3_min_min']:.2f} %"
-            + (f" ({'; '.join(missed)}). Step 12's final rule counts every recorded seed: with these, it would no longer "
-               f"accept this design." if missed else "."))
+    return (f"\n\nStep 12's rule chose it on {len(chosen['seeds'])} recorded seeds (`results/search/` and `{UNSEEN.relative_to(ROOT)}/`): "
+            f"{chosen['seeds_at_target']} of {len(chosen['seeds'])} hold the bar, worst of the last 3 epochs "
+            f"{chosen['last3_min_mean']:.2f} % ± {chosen['last3_min_std']:.2f}, lowest {chosen['last3_min_min']:.2f} %.")
 
 
-def first_choice_line() -> str:
-    """What became of the designs the search chose before the final one, on seeds they were not chosen on."""
-    lines = []
+def earlier_choices_line() -> str:
+    """What became of the other designs checked on seeds they were not chosen on: why the rule needs many seeds."""
+    first = designs.choose(designs.scores(RESULTS / "search"), BUDGET)
+    parts = []
     for k, records in designs.load_records(UNSEEN).items():
         if k == key(FINAL):
             continue
         s = designs.score(records)
-        lines.append(f"\n\nThe search's first choice, {s['params']:,} parameters (`{s['arch']}`), held the bar on {s['seeds_at_target']} of "
-                     f"{len(records)} seeds it was not chosen on (worst of the last 3 epochs {s['last3_min_mean']:.2f} % "
-                     f"± {s['last3_min_std']:.2f}, lowest {s['last3_min_min']:.2f} %; `{UNSEEN.relative_to(ROOT)}/`); "
-                     f"the final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}.")
-    return "".join(lines)
+        missed = [f"seed {r['config']['seed']}: {min(r['test_acc'][-3:]):.2f} %"
+                  for r in sorted(records, key=lambda r: r["config"]["seed"]) if min(r["test_acc"][-3:]) < TARGET]
+        which = ", the first rule's choice" if k == first else ""
+        parts.append(f"{s['params']:,} parameters (`{s['arch']}`{which}) held the bar "
+                     f"on {s['seeds_at_target']} of {len(records)} seeds ({spans(s['seeds'])}; mean {s['last3_min_mean']:.2f} %"
+                     + (f"; {', '.join(missed)}" if missed else "") + ")")
+    if not parts:
+        return ""
+    return (f"\n\nDesigns checked on seeds they were not chosen on (`{UNSEEN.relative_to(ROOT)}/`, worst of the last 3 epochs): "
+            + "; ".join(parts) + f". So the final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}, "
+            "every one at the bar.")
 
 
 def squeeze_line() -> str:
