@@ -11,7 +11,7 @@ import torch
 
 from helpers import data, designs
 from helpers.train import History, evaluate
-from tools import journey, readme
+from tools import journey, readme, search
 
 NOTEBOOKS = journey.notebook_paths()
 
@@ -249,6 +249,25 @@ def test_compare_calls_a_difference_an_effect_only_beyond_twice_its_standard_err
     assert readme.compare("a", "d").endswith("one run: no spread to judge by)")
 
 
+def test_seed_lists_are_written_as_runs_of_consecutive_seeds():
+    assert readme.spans([5, 1, 2, 3, 4, 7]) == "1–5, 7"
+    assert readme.spans([6, 7, 9, 10, 11]) == "6, 7, 9–11", "two in a row are listed, not joined"
+    assert readme.spans([19]) == "19" and readme.spans([]) == ""
+
+
+def test_the_headline_names_each_checked_design_and_its_misses_from_the_records():
+    line = readme.earlier_choices_line()
+    for k, records in designs.load_records(search.UNSEEN).items():
+        s = designs.score(records)
+        if k == search.key(search.FINAL):
+            assert f"`{s['arch']}`" not in line
+            continue
+        assert f"`{s['arch']}`" in line and f"on {s['seeds_at_target']} of {len(records)} seeds" in line
+        for r in records:
+            worst = min(r["test_acc"][-3:])
+            assert (f"seed {r['config']['seed']}: {worst:.2f} %" in line) == (worst < journey.TARGET)
+
+
 def test_readme_prose_quotes_only_recorded_accuracies():
     """Outside the generated sections, every 'NN.NN %' in the README is a number a recorded run printed."""
 
@@ -426,8 +445,6 @@ def test_stored_notebooks_are_clean(path):
 
 
 def test_the_final_notebook_trains_the_searchs_final_candidate_on_seeds_the_search_never_used():
-    from tools import search
-
     namespace = journey.load_architecture(journey.NOTEBOOKS / "13_final.ipynb")
     ours, theirs = namespace["Net"](), designs.build(search.FINAL["arch"], search.FINAL["dropout"], search.FINAL["batchnorm"])
 

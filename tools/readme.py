@@ -21,7 +21,7 @@ from helpers import designs  # noqa: E402
 from helpers.train import TARGET, History  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
-from .search import BUDGET, FINAL, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
+from .search import BUDGET, FINAL, LIMIT, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
 from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
@@ -96,7 +96,9 @@ def chosen_on_line(chosen: dict | None) -> str:
 
 def earlier_choices_line() -> str:
     """What became of the other designs checked on seeds they were not chosen on: why the rule needs many seeds."""
-    first = designs.choose(designs.scores(RESULTS / "search"), BUDGET)
+    searched = designs.scores(RESULTS / "search")
+    first = designs.choose(searched, BUDGET)
+    on_search_seeds = designs.choose(searched, LIMIT, min_seeds=MIN_SEEDS, prefer="size")
     parts = []
     for k, records in designs.load_records(UNSEEN).items():
         if k == key(FINAL):
@@ -104,14 +106,14 @@ def earlier_choices_line() -> str:
         s = designs.score(records)
         missed = [f"seed {r['config']['seed']}: {min(r['test_acc'][-3:]):.2f} %"
                   for r in sorted(records, key=lambda r: r["config"]["seed"]) if min(r["test_acc"][-3:]) < TARGET]
-        which = ", the first rule's choice" if k == first else ""
+        which = {first: ", the first rule's choice", on_search_seeds: ", the final rule's choice on the search's seeds"}.get(k, "")
         parts.append(f"{s['params']:,} parameters (`{s['arch']}`{which}) held the bar "
                      f"on {s['seeds_at_target']} of {len(records)} seeds ({spans(s['seeds'])}; mean {s['last3_min_mean']:.2f} %"
                      + (f"; {', '.join(missed)}" if missed else "") + ")")
     if not parts:
         return ""
     return (f"\n\nDesigns checked on seeds they were not chosen on (`{UNSEEN.relative_to(ROOT)}/`, worst of the last 3 epochs): "
-            + "; ".join(parts) + f". So the final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}, "
+            + "; ".join(parts) + f". That is why step 12's final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}, "
             "every one at the bar.")
 
 
@@ -231,8 +233,9 @@ def ablation_rows() -> list[tuple[str, str, str]]:
     parts = [f"{s['label']} ({s['params']:,}): {versus(as_evidence(final), as_evidence(s))}"
              for s in sorted(ablated.values(), key=lambda s: s["last3_min_mean"])]
     return [("What is each idea worth in the final model?", f"Ranked by what taking it away costs the final "
-             f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, {len(final['seeds'])} seeds each "
-             f"(step 13, `results/ablation/`): " + "; ".join(parts))]
+             f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, on seeds "
+             f"{spans(sorted({seed for s in ablated.values() for seed in s['seeds']}))} (the final: its {len(final['seeds'])} search seeds; "
+             f"step 13, `results/ablation/`): " + "; ".join(parts))]
 
 
 def measured_model(record: dict) -> str:
