@@ -269,6 +269,15 @@ def test_the_headline_names_each_checked_design_and_its_misses_from_the_records(
             assert (f"seed {r['config']['seed']}: {worst:.2f} %" in line) == (worst < journey.TARGET)
 
 
+def test_the_headline_counts_the_rules_seeds_and_the_final_notebooks_together():
+    rows = json.loads((journey.RESULTS / "13_final_seeds.json").read_text())["rows"]
+    records = designs.load_records(journey.RESULTS / "search", search.UNSEEN)[search.key(search.FINAL)]
+    held = sum(r["last3_min"] >= journey.TARGET for r in rows) + sum(min(r["test_acc"][-3:]) >= journey.TARGET for r in records)
+    assert f", {held} of {len(rows) + len(records)} seeds hold the bar." in readme.headline()
+    assert "final notebook's" not in readme.chosen_on_line(designs.score(records), [records[0]["config"]["seed"]], 1), \
+        "a seed counted twice is not added"
+
+
 def test_readme_prose_quotes_only_recorded_accuracies():
     """Outside the generated sections, every 'NN.NN %' in the README is a number a recorded run printed."""
 

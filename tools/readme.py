@@ -71,7 +71,7 @@ def headline() -> str:
             f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
             f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen) + earlier_choices_line() + squeeze_line())
+            f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen, seeds, held) + earlier_choices_line() + squeeze_line())
 
 
 def spans(seeds: list[int]) -> str:
@@ -85,13 +85,17 @@ def spans(seeds: list[int]) -> str:
     return ", ".join(f"{r[0]}–{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
 
 
-def chosen_on_line(chosen: dict | None) -> str:
-    """The evidence the final rule chose on: every recorded seed of the design, the search's and the unseen ones."""
+def chosen_on_line(chosen: dict | None, seeds: list[int], held: int) -> str:
+    """The evidence the final rule chose on (every recorded seed of the design, the search's and the unseen ones),
+    and the count over those and the final notebook's ``seeds`` (``held`` of them at the bar) together."""
     if not chosen:
         return ""
-    return (f"\n\nStep 12's rule chose it on {len(chosen['seeds'])} recorded seeds (`results/search/` and `{UNSEEN.relative_to(ROOT)}/`): "
-            f"{chosen['seeds_at_target']} of {len(chosen['seeds'])} hold the bar, worst of the last 3 epochs "
-            f"{chosen['last3_min_mean']:.2f} % ± {chosen['last3_min_std']:.2f}, lowest {chosen['last3_min_min']:.2f} %.")
+    n = len(chosen["seeds"])
+    together = (f" With the final notebook's {len(seeds)}, {chosen['seeds_at_target'] + held} of {n + len(seeds)} seeds hold the bar."
+                if not set(seeds) & set(chosen["seeds"]) else "")
+    return (f"\n\nStep 12's rule chose it on {n} recorded seeds (`results/search/` and `{UNSEEN.relative_to(ROOT)}/`): "
+            f"{chosen['seeds_at_target']} of {n} hold the bar, worst of the last 3 epochs "
+            f"{chosen['last3_min_mean']:.2f} % ± {chosen['last3_min_std']:.2f}, lowest {chosen['last3_min_min']:.2f} %." + together)
 
 
 def earlier_choices_line() -> str:
