@@ -132,13 +132,18 @@ def table(scored: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def worst_by_seed(records: list[dict]) -> dict[int, float]:
+    """A design's worst of the last 3 epochs on each seed, by seed in order: the number the bar is about."""
+    return {r["config"]["seed"]: min(r["test_acc"][-3:]) for r in sorted(records, key=lambda r: r["config"]["seed"])}
+
+
 def seed_grid(grouped: dict[str, list[dict]]) -> str:
     """Worst of the last 3 epochs seed by seed, one line per design, misses marked with *: a mean over
     many seeds hides the one seed that fails, and the bar is about every seed."""
     seeds = sorted({r["config"]["seed"] for records in grouped.values() for r in records})
     lines = [f"{'seed':>34}" + "".join(f"{seed:>6} " for seed in seeds)]
     for records in grouped.values():
-        worst = {r["config"]["seed"]: min(r["test_acc"][-3:]) for r in records}
+        worst = worst_by_seed(records)
         label = f"{records[0]['params']:,} {records[0]['candidate']['arch']}"
         lines.append(f"{label:>34}" + "".join(f"{'':>7}" if seed not in worst else
                                                 f"{worst[seed]:>6.2f}{'*' if worst[seed] < TARGET else ' '}" for seed in seeds))

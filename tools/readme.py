@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -74,7 +75,7 @@ def headline() -> str:
             f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen, seeds, held) + earlier_choices_line() + squeeze_line())
 
 
-def spans(seeds: list[int]) -> str:
+def spans(seeds: Iterable[int]) -> str:
     """Seeds as runs of consecutive numbers: [1, 2, 3, 4, 7] -> "1–4, 7"."""
     runs: list[list[int]] = []
     for seed in sorted(seeds):
@@ -108,8 +109,7 @@ def earlier_choices_line() -> str:
         if k == key(FINAL):
             continue
         s = designs.score(records)
-        missed = [f"seed {r['config']['seed']}: {min(r['test_acc'][-3:]):.2f} %"
-                  for r in sorted(records, key=lambda r: r["config"]["seed"]) if min(r["test_acc"][-3:]) < TARGET]
+        missed = [f"seed {seed}: {worst:.2f} %" for seed, worst in designs.worst_by_seed(records).items() if worst < TARGET]
         which = {first: ", the first rule's choice", on_search_seeds: ", the final rule's choice on the search's seeds"}.get(k, "")
         parts.append(f"{s['params']:,} parameters (`{s['arch']}`{which}) held the bar "
                      f"on {s['seeds_at_target']} of {len(records)} seeds ({spans(s['seeds'])}; mean {s['last3_min_mean']:.2f} %"
@@ -238,7 +238,7 @@ def ablation_rows() -> list[tuple[str, str, str]]:
              for s in sorted(ablated.values(), key=lambda s: s["last3_min_mean"])]
     return [("What is each idea worth in the final model?", f"Ranked by what taking it away costs the final "
              f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, on seeds "
-             f"{spans(sorted({seed for s in ablated.values() for seed in s['seeds']}))} (the final: its {len(final['seeds'])} search seeds; "
+             f"{spans({seed for s in ablated.values() for seed in s['seeds']})} (the final: its {len(final['seeds'])} search seeds; "
              f"step 13, `results/ablation/`): " + "; ".join(parts))]
 
 
