@@ -47,6 +47,9 @@ def unsupported_reason(device: torch.device, config) -> str | None:
         return f"a CUDA graph needs an NVIDIA GPU, this is {device.type}"
     if config.optimizer not in ("adam", "adamw"):
         return f"optimizer {config.optimizer!r}: the graph has its own Adam and AdamW, no other optimizer"
+    extras = [name for name in ("label_smoothing", "clip_grad_norm", "ema_decay") if getattr(config, name, 0)]
+    if extras:
+        return f"{', '.join(extras)}: the graph's step has none of these"
     return None
 
 

@@ -75,10 +75,15 @@ class Config:
     step_size: int = 6            # StepLR: multiply the lr by gamma every step_size epochs
     gamma: float = 0.1
     max_lr: float = 0.1           # OneCycleLR: the peak lr ...
-    pct_start: float = 0.3        # ... reached after this fraction of the steps
+    pct_start: float = 0.3        # ... reached after this fraction of the steps,
+    div_factor: float = 25.0      # ... starting from max_lr / div_factor
+    final_div_factor: float = 1e4  # ... and ending at that start / final_div_factor
     degrees: float = 0.0          # augmentation: random rotation in [-degrees, degrees]
     translate: float = 0.0        # random shift, a fraction of the image size
     scale: float = 0.0            # random zoom in [1 - scale, 1 + scale]
+    label_smoothing: float = 0.0  # the target puts this much of its weight evenly on all 10 classes (step 13)
+    clip_grad_norm: float = 0.0   # if > 0, shrink the gradient whenever its norm is above this (step 13)
+    ema_decay: float = 0.0        # if > 0, test an exponential moving average of the weights (step 13)
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -106,9 +111,16 @@ class Config:
         number("gamma", 0, 1, low_open=True)
         number("max_lr", 0, 10, low_open=True)
         number("pct_start", 0, 1, low_open=True, high_open=True)
+        number("div_factor", 1, 1e6)
+        number("final_div_factor", 1, 1e6)
         number("degrees", 0, 180)
         number("translate", 0, 0.5)
         number("scale", 0, 0.5, high_open=True)
+        number("label_smoothing", 0, 1, high_open=True)
+        number("clip_grad_norm", 0, 1e6)
+        check("ema_decay", isinstance(self.ema_decay, (int, float)) and not isinstance(self.ema_decay, bool)
+              and (self.ema_decay == 0 or 0.5 <= self.ema_decay < 1),
+              "0 (no averaging) or a decay in [0.5, 1), e.g. 0.999: each step keeps that fraction of the average")
         check("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0")
 
     def applicable(self) -> dict:
@@ -123,8 +135,11 @@ class Config:
         if self.scheduler != "step":
             skip |= {"step_size", "gamma"}
         if self.scheduler != "onecycle":
-            skip |= {"max_lr", "pct_start"}
-        skip |= {name for name in ("degrees", "translate", "scale") if getattr(self, name) == 0}
+            skip |= {"max_lr", "pct_start", "div_factor", "final_div_factor"}
+        skip |= {name for name in ("div_factor", "final_div_factor")
+                 if getattr(self, name) == getattr(Config, name)}  # OneCycleLR's own defaults
+        skip |= {name for name in ("degrees", "translate", "scale", "label_smoothing", "clip_grad_norm", "ema_decay")
+                 if getattr(self, name) == 0}
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
 
     def __str__(self) -> str:
@@ -148,6 +163,7 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     test_correct: list[int] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    raw_test_acc: list[float] = field(default_factory=list)     # with weight averaging: the raw weights' test accuracy
 
     @property
     def epochs(self) -> int:
@@ -192,7 +208,18 @@ class History:
 
     def save(self, path: str | Path) -> Path:
         """Write the history (and its summary, for people reading the file) as JSON."""
-        return write_json(path, dataclasses.asdict(self) | {"summary": self.summary()})
+        return write_json(path, self.record())
+
+    def record(self) -> dict:
+        """The history as stored: its fields and its summary."""
+        return self.fields() | {"summary": self.summary()}
+
+    def fields(self) -> dict:
+        """The fields as a dict; ``raw_test_acc`` only where there was weight averaging."""
+        fields = dataclasses.asdict(self)
+        if not fields["raw_test_acc"]:
+            del fields["raw_test_acc"]
+        return fields
 
     @classmethod
     def load(cls, path: str | Path) -> "History":
@@ -219,7 +246,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: Config, steps_per_e
     if config.scheduler == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.max_lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-            pct_start=config.pct_start), True
+            pct_start=config.pct_start, div_factor=config.div_factor, final_div_factor=config.final_div_factor), True
     return None, False
 
 
@@ -238,10 +265,14 @@ def clean_train_loader(device: torch.device, root=None) -> data.FastLoader:
 
 
 def train_one_epoch(model, loader, optimizer, scheduler=None, progress: bool = True,
-                    desc: str = "train") -> tuple[float, float]:
+                    desc: str = "train", *, label_smoothing: float = 0.0, clip_grad_norm: float = 0.0,
+                    averaged=None) -> tuple[float, float]:
     """One pass over the training data: forward, loss, backward, update. Returns (mean loss, accuracy %).
 
     Works with any loader of (X, y) batches, a ``FastLoader`` or a ``DataLoader``.
+    Step 13's recipe adds three things that cost no parameters: ``label_smoothing``
+    (softer targets), ``clip_grad_norm`` (no step larger than that) and ``averaged``
+    (a ``torch.optim.swa_utils.AveragedModel`` updated after every step).
     Loss and correct counts are summed on the device and read once at the end:
     reading a GPU number after every batch would make the CPU wait each time.
     """
@@ -253,10 +284,14 @@ def train_one_epoch(model, loader, optimizer, scheduler=None, progress: bool = T
     for X, y in tqdm(loader, desc=desc, leave=False, mininterval=1.0, disable=not progress):
         X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)  # no-op for FastLoader
         output = model(X)                        # forward: one score per digit
-        loss = F.cross_entropy(output, y)        # how wrong, averaged over the batch
+        loss = F.cross_entropy(output, y, label_smoothing=label_smoothing)  # how wrong, averaged over the batch
         optimizer.zero_grad(set_to_none=True)
         loss.backward()                          # gradients of the loss for every weight
+        if clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
         optimizer.step()                         # a small step against them
+        if averaged is not None:
+            averaged.update_parameters(model)    # the running average of the weights moves a little
         if scheduler is not None:
             scheduler.step()
         loss_sum += loss.detach() * len(y)
@@ -328,6 +363,8 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
     if graphed is None:
         optimizer = make_optimizer(model, config)
         scheduler, per_batch = make_scheduler(optimizer, config, len(train_loader))
+    averaged = average_of(model, config.ema_decay) if config.ema_decay else None
+    tested = averaged.module if averaged is not None else model  # with averaging, the average is what we test
     history = History(config=dataclasses.asdict(config), params=count_parameters(model),
                       device=describe_device(device) + (", CUDA graph" if graphed else ""), smoke=data.smoke_mode())
     for epoch in range(1, config.epochs + 1):
@@ -338,13 +375,17 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
         else:
             lr = optimizer.param_groups[0]["lr"]
             train_loss, train_acc = train_one_epoch(model, train_loader, optimizer, scheduler if per_batch else None,
-                                                    progress, desc=f"epoch {epoch}")
+                                                    progress, desc=f"epoch {epoch}",
+                                                    label_smoothing=config.label_smoothing,
+                                                    clip_grad_norm=config.clip_grad_norm, averaged=averaged)
             if scheduler is not None and not per_batch:
                 scheduler.step()
-        test_loss, correct, total = evaluate(model, test_loader)
+        test_loss, correct, total = evaluate(tested, test_loader)
         seconds = time.perf_counter() - start  # training and the test pass, as before the clean-train pass existed
         test_acc = 100.0 * correct / total
-        _, clean_correct, clean_total = evaluate(model, clean_loader)
+        if averaged is not None:  # the raw weights too, to see what averaging bought
+            history.raw_test_acc.append(100.0 * evaluate(model, test_loader)[1] / total)
+        _, clean_correct, clean_total = evaluate(tested, clean_loader)
         clean_train_acc = 100.0 * clean_correct / clean_total
         for name, value in [("lr", lr), ("train_loss", train_loss), ("train_acc", train_acc),
                             ("clean_train_acc", clean_train_acc),
@@ -352,8 +393,24 @@ def fit(model: torch.nn.Module, config: Config, *, device: torch.device | None =
                             ("seconds", seconds)]:
             getattr(history, name).append(value)
         say(f"epoch {epoch:2d}/{config.epochs}  lr {lr:.4f}  train loss {train_loss:.4f} acc {train_acc:6.2f}% (clean {clean_train_acc:6.2f}%)  "
-              f"test loss {test_loss:.4f} acc {test_acc:6.2f}%  {seconds:5.1f} s")
+              f"test loss {test_loss:.4f} acc {test_acc:6.2f}%"
+              + (f" (raw weights {history.raw_test_acc[-1]:6.2f}%)" if averaged is not None else "") + f"  {seconds:5.1f} s")
+    if averaged is not None:
+        model.load_state_dict(averaged.module.state_dict())  # from here on the model is the average
     return history
+
+
+def average_of(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average of ``model``'s weights and BatchNorm statistics (step 13).
+
+    After every step: average = decay * average + (1 - decay) * weights. With
+    decay 0.999 the average remembers roughly the last 1,000 steps (about two
+    epochs at batch 128), so the epoch-to-epoch jitter of the last steps of a
+    run is smoothed out without a single extra parameter.
+    """
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _graphed_training(model, config: Config, device: torch.device, train_loader, say):
@@ -440,7 +497,7 @@ def save_seeds(histories: list[History], name: str) -> dict:
     (smoke runs: a temporary folder)."""
     summary = seed_summary(histories)
     print(format_seed_table(summary))
-    record = summary | {"histories": [dataclasses.asdict(h) for h in histories]}
+    record = summary | {"histories": [h.fields() for h in histories]}
     write_json(output_base(histories[0].smoke or data.smoke_mode()) / "results" / f"{name}.json", record)
     return summary
 
