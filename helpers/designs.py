@@ -17,7 +17,7 @@ BatchNorm (unless ``batchnorm=False``: then it keeps its bias), ReLU and, when
 ``dropout`` is above 0, ``Dropout2d``: the notebooks' ``conv_bn``.
 
 A candidate is scored the way the series scores a step: the worst test
-accuracy of its last 3 epochs, over seeds (its mean, spread and lowest seed).
+accuracy of its last 3 epochs, over seeds (``helpers.records.SeedStats``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .train import TARGET, History
+from .records import TARGET, History, SeedStats
 
 
 def conv_block(in_channels: int, out_channels: int, kind: str = "c", dropout: float = 0.0,
@@ -83,27 +83,24 @@ def load_records(*folders: Path) -> dict[str, list[dict]]:
     return grouped
 
 
-def score(records: list[dict]) -> dict:
-    """One candidate over its seeds: mean, std and lowest of the worst of the last 3 epochs."""
-    worst = [min(r["test_acc"][-3:]) for r in records]
-    return {"seeds": sorted(r["config"]["seed"] for r in records), "params": records[0]["params"],
-            "arch": records[0]["candidate"]["arch"], "label": records[0].get("label", records[0]["key"]),
-            "last3_min_mean": statistics.fmean(worst), "last3_min_std": statistics.stdev(worst) if len(worst) > 1 else 0.0,
-            "last3_min_min": min(worst), "last3_min_max": max(worst),
+def score_design(records: list[dict]) -> dict:
+    """One design over its recorded seeds: ``worst`` (its ``SeedStats``), and the means a table shows beside it."""
+    worst = SeedStats.of_records(records)
+    return {"seeds": worst.seeds, "params": records[0]["params"], "arch": records[0]["candidate"]["arch"],
+            "label": records[0].get("label", records[0]["key"]), "worst": worst,
             "best_mean": statistics.fmean(max(r["test_acc"]) for r in records),
             "clean_train_mean": statistics.fmean(r["clean_train_acc"][-1] for r in records if r["clean_train_acc"]),
-            "epochs_at_target_mean": statistics.fmean(sum(a >= TARGET for a in r["test_acc"]) for r in records),
-            "seeds_at_target": sum(w >= TARGET for w in worst), "all_at_target": all(w >= TARGET for w in worst)}
+            "epochs_at_target_mean": statistics.fmean(sum(a >= TARGET for a in r["test_acc"]) for r in records)}
 
 
-def scores(*folders: Path) -> dict[str, dict]:
-    """``score`` of every candidate recorded in ``folders``, by key."""
-    return {key: score(records) for key, records in load_records(*folders).items()}
+def score_folders(*folders: Path) -> dict[str, dict]:
+    """``score_design`` of every design recorded in ``folders``, by key."""
+    return {key: score_design(records) for key, records in load_records(*folders).items()}
 
 
 def histories(records: list[dict]) -> list[History]:
     """A candidate's recorded runs as ``History`` objects, by seed: plot and tabulate them like a step's."""
-    return [History.load_record(r) for r in sorted(records, key=lambda r: r["config"]["seed"])]
+    return [History.from_record(r) for r in sorted(records, key=lambda r: r["config"]["seed"])]
 
 
 def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3, prefer: str = "accuracy") -> str:
@@ -114,10 +111,10 @@ def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3, prefer: str
     if prefer not in ("accuracy", "size"):
         raise ValueError(f"prefer={prefer!r}: use 'accuracy' or 'size'")
     eligible = {k: s for k, s in scored.items()
-                if s["params"] <= budget and len(s["seeds"]) >= min_seeds and s["all_at_target"]}
+                if s["params"] <= budget and s["worst"].n >= min_seeds and s["worst"].all_at_target}
     if not eligible:
         raise ValueError(f"no candidate of <= {budget:,} parameters holds {TARGET} % on {min_seeds}+ seeds")
-    mean, size = (lambda k: round(eligible[k]["last3_min_mean"], 2)), (lambda k: eligible[k]["params"])
+    mean, size = (lambda k: round(eligible[k]["worst"].mean, 2)), (lambda k: eligible[k]["params"])
     if prefer == "size":
         return min(eligible, key=lambda k: (size(k), -mean(k)))
     return max(eligible, key=lambda k: (mean(k), -size(k)))
@@ -127,14 +124,10 @@ def table(scored: dict[str, dict]) -> str:
     """One line per candidate, smallest first: seeds, worst of the last 3 (mean, std, lowest), best, clean train."""
     lines = [f"{'params':>7} {'seeds':>5} {'worst3 mean':>11} {'std':>5} {'lowest':>6} {'best':>6} {'train':>6}  candidate"]
     for k, s in sorted(scored.items(), key=lambda item: (item[1]["params"], item[0])):
-        lines.append(f"{s['params']:>7,} {len(s['seeds']):>5} {s['last3_min_mean']:>11.2f} {s['last3_min_std']:>5.2f} "
-                     f"{s['last3_min_min']:>6.2f} {s['best_mean']:>6.2f} {s['clean_train_mean']:>6.2f}  {k}")
+        w = s["worst"]
+        lines.append(f"{s['params']:>7,} {w.n:>5} {w.mean:>11.2f} {w.std:>5.2f} "
+                     f"{w.lowest:>6.2f} {s['best_mean']:>6.2f} {s['clean_train_mean']:>6.2f}  {k}")
     return "\n".join(lines)
-
-
-def worst_by_seed(records: list[dict]) -> dict[int, float]:
-    """A design's worst of the last 3 epochs on each seed, by seed in order: the number the bar is about."""
-    return {r["config"]["seed"]: min(r["test_acc"][-3:]) for r in sorted(records, key=lambda r: r["config"]["seed"])}
 
 
 def seed_grid(grouped: dict[str, list[dict]]) -> str:
@@ -143,7 +136,7 @@ def seed_grid(grouped: dict[str, list[dict]]) -> str:
     seeds = sorted({r["config"]["seed"] for records in grouped.values() for r in records})
     lines = [f"{'seed':>34}" + "".join(f"{seed:>6} " for seed in seeds)]
     for records in grouped.values():
-        worst = worst_by_seed(records)
+        worst = SeedStats.of_records(records).worst
         label = f"{records[0]['params']:,} {records[0]['candidate']['arch']}"
         lines.append(f"{label:>34}" + "".join(f"{'':>7}" if seed not in worst else
                                                 f"{worst[seed]:>6.2f}{'*' if worst[seed] < TARGET else ' '}" for seed in seeds))
@@ -167,11 +160,10 @@ def ablation_table(final: dict, variants: dict[str, dict]) -> str:
     lines = [f"{'':34}{'params':>7}{'seeds':>6}{'worst of last 3':>19}{'lowest':>8}{'epochs>=99.4':>13}  vs the final",
              "-" * 112]
     for label, s in {"the final model": final, **variants}.items():
-        n, spread = len(s["seeds"]), f"{s['last3_min_mean']:.2f} ± {s['last3_min_std']:.2f}"
-        diff = s["last3_min_mean"] - final["last3_min_mean"]
-        margin = noise(s["last3_min_std"], n, final["last3_min_std"], len(final["seeds"]))
+        w, f = s["worst"], final["worst"]
+        diff, margin = w.mean - f.mean, noise(w.std, w.n, f.std, f.n)
         against = "" if s is final else f"{diff:+.2f} (noise ±{margin:.2f}: {verdict(diff, margin)})"
-        lines.append(f"{label:34}{s['params']:>7,}{n:>6}{spread:>19}{s['last3_min_min']:>8.2f}"
+        lines.append(f"{label:34}{s['params']:>7,}{w.n:>6}{f'{w.mean:.2f} ± {w.std:.2f}':>19}{w.lowest:>8.2f}"
                      f"{s['epochs_at_target_mean']:>13.1f}  {against}")
     return "\n".join(lines)
 

@@ -6,7 +6,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import data
-from .train import TARGET, History
+from .records import TARGET, History
+from .summary import run_with_hooks
 
 
 def sample_grid(images: torch.Tensor, labels: torch.Tensor, rows: int = 4, cols: int = 10, title: str = ""):
@@ -140,17 +141,8 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8
         image = data.normalize(image.float() / 255)
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
     outputs: dict[str, torch.Tensor] = {}
-    handles = [m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out[0].cpu()))
-               for name, m in convs]
-    was_training = model.training
-    try:
-        model.eval()
-        device = next(model.parameters()).device
-        model(image.reshape(1, 1, *image.shape[-2:]).to(device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    run_with_hooks(model, image.reshape(1, 1, *image.shape[-2:]),
+                   {m: (lambda mod, inp, out, name=name: outputs.__setitem__(name, out[0].cpu())) for name, m in convs})
     fig, axes = plt.subplots(len(convs), per_layer, figsize=(per_layer * 1.05, len(convs) * 1.15), squeeze=False)
     for row, (name, _) in zip(axes, convs):
         maps = outputs[name]
@@ -167,7 +159,7 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8
 def search_map(groups: dict[str, dict[str, dict]], chosen: tuple[str, str] | None = None, budget: int | None = None):
     """A search as one picture (step 12): parameters against the worst of the last 3 epochs.
 
-    ``groups`` maps a label (e.g. "GPU screen, seed 1") to ``helpers.designs.scores``
+    ``groups`` maps a label (e.g. "GPU screen, seed 1") to ``helpers.designs.score_folders``
     of one records folder. Each candidate is a dot at its mean over seeds, with a
     bar from its lowest to its highest seed; hollow dots had fewer than 3 seeds,
     so their place is a guess. Groups sit a little apart left to right, so that a
@@ -180,10 +172,10 @@ def search_map(groups: dict[str, dict[str, dict]], chosen: tuple[str, str] | Non
         shift = (i - (len(groups) - 1) / 2) * 15
         for key, s in scores.items():
             x, solid = s["params"] + shift, len(s["seeds"]) >= 3
-            ax.plot([x, x], [s["last3_min_min"], s["last3_min_max"]], color=color, alpha=0.5, linewidth=1.5)
-            ax.plot(x, s["last3_min_mean"], marker, color=color, markersize=7, markerfacecolor=color if solid else "white")
+            ax.plot([x, x], [s["worst"].lowest, s["worst"].highest], color=color, alpha=0.5, linewidth=1.5)
+            ax.plot(x, s["worst"].mean, marker, color=color, markersize=7, markerfacecolor=color if solid else "white")
             if (label, key) == chosen:
-                ax.plot(x, s["last3_min_mean"], "o", markersize=18, markerfacecolor="none", markeredgecolor="crimson",
+                ax.plot(x, s["worst"].mean, "o", markersize=18, markerfacecolor="none", markeredgecolor="crimson",
                         markeredgewidth=2)
         ax.plot([], [], marker, color=color, label=f"{label} ({len(scores)} candidates)")
     ax.plot([], [], "o", color="gray", markerfacecolor="white", label="fewer than 3 seeds (hollow)")

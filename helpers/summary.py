@@ -72,18 +72,23 @@ uses it to draw the region one output pixel sees.
 
     kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     names = {m: n for n, m in model.named_modules() if isinstance(m, kinds)}
-    handles = [m.register_forward_hook(hook) for m in names]
+    run_with_hooks(model, torch.zeros(1, *input_size), {m: hook for m in names})
+    return rows
+
+
+@torch.no_grad()
+def run_with_hooks(model: nn.Module, X: torch.Tensor, hooks: dict) -> None:
+    """One forward pass of ``X`` in eval mode with ``hooks`` ({module: hook(module, inputs, output)}) attached:
+    how the tables and pictures look inside a network. Afterwards the model is as it was."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks.items()]
     was_training = model.training
     try:
         model.eval()
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.zeros(1, *input_size, device=device))
+        model(X.to(next(model.parameters()).device))
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return rows
 
 
 def format_receptive_field_table(rows: list[dict]) -> str:

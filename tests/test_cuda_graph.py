@@ -1,4 +1,4 @@
-"""helpers.cuda_graph: the replayed step computes what the eager step computes.
+"""helpers._machinery.cuda_graph: the replayed step computes what the eager step computes.
 
 The first tests run everywhere (the schedule, the step's plumbing without a
 graph, the fallback); those marked ``cuda`` need an NVIDIA GPU and are skipped
@@ -10,7 +10,8 @@ import dataclasses
 import pytest
 import torch
 
-from helpers import cuda_graph, data, train
+from helpers import data, records, train
+from helpers._machinery import cuda_graph
 from tools import search
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU")
@@ -31,7 +32,7 @@ ARCH = "c8 c8 p c10 c12 c14 h"  # no dropout: the two runs compared draw no rand
 def test_the_schedule_is_one_cycle_by_its_known_values():
     """OneCycleLR starts at max_lr / 25 with beta1 0.95, peaks at max_lr with beta1 0.85 after 30 %
     of the steps, and ends at max_lr / 25 / 10^4 with beta1 back at 0.95."""
-    lrs, beta1s = cuda_graph.lr_schedule(ONECYCLE, steps_per_epoch=10)
+    lrs, beta1s = train.planned_schedule(ONECYCLE, steps_per_epoch=10)
     assert len(lrs) == len(beta1s) == 30
     assert lrs[0] == pytest.approx(0.02 / 25) and beta1s[0] == pytest.approx(0.95)
     peak = lrs.index(max(lrs))
@@ -41,8 +42,14 @@ def test_the_schedule_is_one_cycle_by_its_known_values():
 
 def test_a_per_epoch_schedule_changes_the_lr_only_between_epochs():
     config = train.Config(epochs=3, optimizer="adam", lr=0.01, scheduler="step", step_size=1, gamma=0.1)
-    lrs, _ = cuda_graph.lr_schedule(config, steps_per_epoch=4)
+    lrs, _ = train.planned_schedule(config, steps_per_epoch=4)
     assert lrs == pytest.approx([0.01] * 4 + [0.001] * 4 + [0.0001] * 4)
+
+
+def graphed_training(model, config, steps_per_epoch, **kwargs) -> cuda_graph.GraphedTraining:
+    """As fit makes it: the schedule planned ahead by helpers.train."""
+    return cuda_graph.GraphedTraining(model, config, steps_per_epoch,
+                                      plan=train.planned_schedule(config, steps_per_epoch), **kwargs)
 
 
 def _params(model) -> torch.Tensor:
@@ -54,10 +61,10 @@ def _run(batches, device, how: str, config=ONECYCLE, steps_per_epoch: int = 10) 
     model = search.build(ARCH).to(device)
     if how == "eager":
         optimizer = train.make_optimizer(model, config)
-        scheduler, _ = train.make_scheduler(optimizer, config, steps_per_epoch)
-        out = train.train_one_epoch(model, batches, optimizer, scheduler, progress=False)
+        schedule = train.LrSchedule(optimizer, config, steps_per_epoch)
+        out = train.train_one_epoch(model, batches, optimizer, schedule, progress=False)
     else:
-        graphed = cuda_graph.GraphedTraining(model, config, steps_per_epoch, capture=how == "graph")
+        graphed = graphed_training(model, config, steps_per_epoch, capture=how == "graph")
         out = graphed.train_one_epoch(batches)
     return model, out
 
@@ -91,21 +98,21 @@ def test_the_planned_batches_are_the_fast_loaders(mnist_root, smoke):
     """The batches the graph makes from its epoch plan: unshuffled, FastLoader's batches; shuffled, every
     image once; with rotation drawn as 0 degrees, the plain images, and otherwise rotated ones."""
     plain = _loader("cpu")
-    graphed = cuda_graph.GraphedTraining(search.build(ARCH), ONECYCLE, len(plain), capture=False, loader=plain)
-    X, y = graphed._batch(torch.arange(128))
+    graphed = graphed_training(search.build(ARCH), ONECYCLE, len(plain), capture=False, loader=plain)
+    X, y = graphed.batch_at(torch.arange(128))
     X_loader, y_loader = next(iter(plain))
     assert torch.equal(y, y_loader) and torch.allclose(X, X_loader, atol=1e-6)
 
     rotated = _loader("cpu", shuffle=True, degrees=30)
-    graphed = cuda_graph.GraphedTraining(search.build(ARCH), ONECYCLE, len(rotated), capture=False, loader=rotated)
-    graphed._plan_epoch()
+    graphed = graphed_training(search.build(ARCH), ONECYCLE, len(rotated), capture=False, loader=rotated)
+    graphed.plan_epoch()
     everything = torch.arange(len(rotated.labels))
-    _, labels = graphed._batch(everything)
+    _, labels = graphed.batch_at(everything)
     assert torch.equal(labels.sort().values, rotated.labels.sort().values)
     assert not torch.equal(graphed.order, everything)  # shuffled
-    X_turned, _ = graphed._batch(torch.arange(128))
+    X_turned, _ = graphed.batch_at(torch.arange(128))
     graphed.uniform.fill_(0.5)  # the middle of each range: 0 degrees, no shift, zoom 1
-    X_still, y_still = graphed._batch(torch.arange(128))
+    X_still, y_still = graphed.batch_at(torch.arange(128))
     unrotated = data.normalize(rotated.images[graphed.order[:128]].float().div_(255))
     assert torch.allclose(X_still, unrotated, atol=1e-6) and not torch.allclose(X_turned, unrotated, atol=0.1)
 
@@ -116,14 +123,14 @@ def test_an_epoch_from_the_plan_trains_as_the_loader_loop(mnist_root, smoke):
     for planned in (True, False):
         train.set_seed(1)
         model, loader = search.build(ARCH), _loader("cpu")
-        graphed = cuda_graph.GraphedTraining(model, ONECYCLE, len(loader), capture=False,
+        graphed = graphed_training(model, ONECYCLE, len(loader), capture=False,
                                              loader=loader if planned else None)
         runs.append((graphed.train_one_epoch(loader), _params(model)))
     assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
 
 
 def test_the_schedule_ends_with_a_clear_error(mnist_root, smoke):
-    graphed = cuda_graph.GraphedTraining(search.build(ARCH), dataclasses.replace(ONECYCLE, epochs=1), 2, capture=False)
+    graphed = graphed_training(search.build(ARCH), dataclasses.replace(ONECYCLE, epochs=1), 2, capture=False)
     graphed.train_one_epoch(_batches("cpu", n=2))
     with pytest.raises(RuntimeError, match="computed for 2 steps"):
         graphed.train_one_epoch(_batches("cpu", n=1))
@@ -135,6 +142,7 @@ def test_no_graph_where_none_can_run():
     assert cuda_graph.unsupported_reason(torch.device("cuda"), ONECYCLE) is None
 
 
+@pytest.mark.slow
 def test_fit_on_a_cpu_trains_eagerly(mnist_root, smoke):
     history = train.fit(search.build(ARCH), dataclasses.replace(ONECYCLE, epochs=1), device=torch.device("cpu"),
                         progress=False, quiet=True)
@@ -173,7 +181,7 @@ def test_the_batches_made_inside_the_graph_train_as_without_it(mnist_root, smoke
     for capture in (True, False):
         train.set_seed(1)
         model, loader = search.build(ARCH).cuda(), _loader("cuda", shuffle=True, degrees=7)
-        graphed = cuda_graph.GraphedTraining(model, ONECYCLE, len(loader), capture=capture, loader=loader)
+        graphed = graphed_training(model, ONECYCLE, len(loader), capture=capture, loader=loader)
         assert graphed.loader is loader  # the batches are made from the plan
         runs.append((graphed.train_one_epoch(loader), _params(model)))
     (loss, acc), (plain_loss, plain_acc) = runs[0][0], runs[1][0]
@@ -198,13 +206,13 @@ def test_fit_on_the_gpu_uses_the_graph_and_learns(mnist_root, smoke):
 @cuda
 def test_stored_weights_score_the_same_on_the_gpu_and_the_cpu(mnist_root, full_data):
     """The final notebook's recorded weights, evaluated on both devices: at most 2 of 10,000 images differ."""
-    from tools import journey
+    from tools import project
 
-    final = journey.notebook_paths()[-1]
-    namespace = journey.load_architecture(final)
+    final = project.notebook_paths()[-1]
+    namespace = project.load_architecture(final)
     counts = {}
     for device in ("cpu", "cuda"):
-        model = train.load_weights(namespace["Net"](), final.stem).to(device)
+        model = records.load_weights(namespace["Net"](), final.stem).to(device)
         _, test = train.make_loaders(namespace["config"], torch.device(device))
         counts[device] = train.evaluate(model, test)[1]
     assert abs(counts["cpu"] - counts["cuda"]) <= 2
@@ -215,10 +223,10 @@ def test_no_host_sync_inside_an_epoch(mnist_root, smoke):
     """torch's sync debug mode raises on any GPU-to-host wait: planning an epoch and replaying its steps
     never waits (the epoch waits once, at its end, to read its loss)."""
     loader = _loader("cuda", shuffle=True, degrees=7)
-    graphed = cuda_graph.GraphedTraining(search.build(ARCH).cuda(), ONECYCLE, len(loader), loader=loader)
+    graphed = graphed_training(search.build(ARCH).cuda(), ONECYCLE, len(loader), loader=loader)
     torch.cuda.set_sync_debug_mode("error")
     try:
-        graphed._plan_epoch()
+        graphed.plan_epoch()
         for _ in range(3):
             graphed.graph.replay()
     finally:

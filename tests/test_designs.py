@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import torch
 
 from helpers import designs
+from helpers.summary import count_parameters, receptive_field_table
 from helpers.train import TARGET
 
 
@@ -17,15 +19,15 @@ def run(seed: int, last3: list[float], params: int = 4_000, arch: str = "c8 p c1
 
 
 def scored(*last3s, params: int = 4_000) -> dict:
-    return designs.score([run(seed, last3, params) for seed, last3 in enumerate(last3s, 1)])
+    return designs.score_design([run(seed, last3, params) for seed, last3 in enumerate(last3s, 1)])
 
 
 def test_score_is_the_worst_of_the_last_3_epochs_over_seeds():
     s = scored([99.5, 99.42, 99.6], [99.44, 99.5, 99.5], [99.46, 99.47, 99.48])
-    assert s["seeds"] == [1, 2, 3] and s["last3_min_min"] == 99.42 and s["last3_min_max"] == 99.46
-    assert s["last3_min_mean"] == pytest.approx(99.44)
-    assert s["last3_min_std"] == pytest.approx(0.02)
-    assert s["all_at_target"] and s["epochs_at_target_mean"] == 3
+    assert s["seeds"] == [1, 2, 3] and s["worst"].lowest == 99.42 and s["worst"].highest == 99.46
+    assert s["worst"].mean == pytest.approx(99.44)
+    assert s["worst"].std == pytest.approx(0.02)
+    assert s["worst"].all_at_target and s["epochs_at_target_mean"] == 3
 
 
 def test_choose_keeps_to_the_budget_the_seeds_and_the_bar_and_gives_ties_to_the_smaller():
@@ -37,8 +39,8 @@ def test_choose_keeps_to_the_budget_the_seeds_and_the_bar_and_gives_ties_to_the_
         "held": scored(good, good, good, params=4_900),
         "held, smaller": scored(good, good, [99.5, 99.504, 99.5], params=4_800),
     }
-    assert not candidates["a seed under the bar"]["all_at_target"]
-    assert candidates["a seed under the bar"]["seeds_at_target"] == 2
+    assert not candidates["a seed under the bar"]["worst"].all_at_target
+    assert candidates["a seed under the bar"]["worst"].at_target == 2
     assert designs.choose(candidates, budget=5_000) == "held, smaller"
     assert designs.choose(candidates, budget=5_001, min_seeds=3) == "held, smaller"
     with pytest.raises(ValueError, match=f"no candidate of <= 4,000 parameters holds {TARGET}"):
@@ -65,9 +67,9 @@ def test_seeds_recorded_in_two_folders_count_together(tmp_path):
     for folder, seed, last3 in ((search, 1, [99.5] * 3), (search, 2, [99.5] * 3), (check, 6, [99.5, 99.38, 99.5])):
         folder.mkdir(exist_ok=True)
         (folder / f"c8-p-c12-h__seed{seed}.json").write_text(json.dumps(run(seed, last3)))
-    assert designs.scores(search)["c8-p-c12-h"]["all_at_target"]
-    both = designs.scores(search, check)["c8-p-c12-h"]
-    assert both["seeds"] == [1, 2, 6] and not both["all_at_target"] and both["last3_min_min"] == 99.38
+    assert designs.score_folders(search)["c8-p-c12-h"]["worst"].all_at_target
+    both = designs.score_folders(search, check)["c8-p-c12-h"]
+    assert both["seeds"] == [1, 2, 6] and not both["worst"].all_at_target and both["worst"].lowest == 99.38
 
 
 def test_records_are_read_back_grouped_by_candidate(tmp_path):
@@ -77,7 +79,7 @@ def test_records_are_read_back_grouped_by_candidate(tmp_path):
     grouped = designs.load_records(tmp_path)
     assert list(grouped) == ["c8-p-c12-h"] and len(grouped["c8-p-c12-h"]) == 2
     assert [h.config["seed"] for h in designs.histories(grouped["c8-p-c12-h"])] == [1, 2]
-    assert "c8-p-c12-h" in designs.table(designs.scores(tmp_path))
+    assert "c8-p-c12-h" in designs.table(designs.score_folders(tmp_path))
 
 
 def test_seed_grid_lines_up_each_designs_seeds_and_marks_only_the_misses():
@@ -105,8 +107,8 @@ def test_ablation_table_names_an_effect_only_beyond_the_noise():
 
 def test_a_run_recorded_with_a_label_is_shown_by_it():
     records = [run(1, [99.4] * 3) | {"label": "no BatchNorm"}]
-    assert designs.score(records)["label"] == "no BatchNorm"
-    assert designs.score([run(1, [99.4] * 3)])["label"] == "c8-p-c12-h", "without a label: the key"
+    assert designs.score_design(records)["label"] == "no BatchNorm"
+    assert designs.score_design([run(1, [99.4] * 3)])["label"] == "c8-p-c12-h", "without a label: the key"
 
 
 def test_held_out_table_puts_each_epoch_of_both_sets_side_by_side():
@@ -118,10 +120,41 @@ def test_held_out_table_puts_each_epoch_of_both_sets_side_by_side():
 
 
 def test_a_history_read_back_in_smoke_mode_is_never_written_over_a_record(smoke, tmp_path, monkeypatch):
-    from helpers import files, train
+    from helpers import records
 
-    monkeypatch.setenv(files.ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(records.ROOT_ENV, str(tmp_path))
     history = designs.histories([run(1, [99.4] * 3)])[0]
     assert history.smoke is False  # a real run's record ...
-    written = train.save_history(history, "12_search")
+    written = records.save_history(history, "12_search")
     assert tmp_path not in written.parents, "... saved from a smoke run of the notebook goes to a temporary folder"
+
+
+def test_architecture_string_by_hand():
+    # c8: 1*8*9 + BN 16; c8: 8*8*9 + 16; p; c12: 8*12*9 + 24; c16: 12*16*9 + 32; h: 16*10 (no bias, no BN)
+    model = designs.build("c8 c8 p c12 c16 h")
+    assert count_parameters(model) == (72 + 16) + (576 + 16) + (864 + 24) + (1728 + 32) + 160
+    rows = receptive_field_table(model)
+    assert [(r["output"], r["receptive_field"]) for r in rows] == [(26, 3), (24, 5), (12, 6), (10, 10), (8, 14),
+                                                                  (8, 14), (1, 28)]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_flatten_head_instead_of_gap():
+    # f4 after c8 p (26 -> 13x13): 1x1 8->4 + BN 8, then 4*13*13 -> 10 with bias
+    assert count_parameters(designs.build("c8 p f4")) == (72 + 16) + (32 + 8) + (4 * 169 * 10 + 10)
+    assert designs.build("c8 p f4")(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_padding_separable_and_transition_tokens():
+    padded = receptive_field_table(designs.build("C4 h"))
+    assert padded[0]["output"] == 28
+    # s8 after c4: depthwise 4*9, pointwise 4*8, BN 16; t6: 8*6 + BN 12
+    assert count_parameters(designs.build("c4 s8 t6 h")) == (36 + 8) + (36 + 32 + 16) + (48 + 12) + 60
+    assert any(isinstance(m, torch.nn.Dropout2d) for m in designs.build("c4 h", dropout=0.1).modules())
+    assert not any(isinstance(m, torch.nn.Dropout2d) for m in designs.build("c4 h").modules())
+
+
+@pytest.mark.parametrize("arch", ["c8 x3 h", "c8 p", "", "c0 h", "cX h", "c8 h c8 h", "c8 f4 c8 h"])
+def test_bad_architectures_are_named(arch):
+    with pytest.raises(ValueError, match="token|must end|no other"):
+        designs.build(arch)

@@ -68,6 +68,7 @@ SMOKE_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_non_editable_install_writes_to_the_project_not_to_site_packages(python_with_torch, tmp_path, mnist_root):
     source = copy_of_the_working_tree(tmp_path / "source")
     run([str(python_with_torch), "-m", "pip", "install", "-q", str(source)], env=offline_pip_env())
@@ -85,6 +86,7 @@ def test_a_non_editable_install_writes_to_the_project_not_to_site_packages(pytho
     assert not list(installed.parent.parent.glob("results")), "nothing written beside the installed package"
 
 
+@pytest.mark.slow
 def test_the_colab_setup_cell_installs_helpers_and_keeps_colabs_torch(python_with_torch, tmp_path, mnist_root):
     # The repository address, pointed at a local bare clone of the working tree.
     tree = copy_of_the_working_tree(tmp_path / "tree")

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from helpers import data, designs
-from helpers.train import History, evaluate
-from tools import journey, readme, search
+from helpers.records import History
+from helpers.train import evaluate
+from tools import journey, project, readme, search
 
-NOTEBOOKS = journey.notebook_paths()
+NOTEBOOKS = project.notebook_paths()
 
 
 def test_there_are_notebooks():
@@ -87,11 +88,11 @@ def test_executed_for_real_without_errors(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_result_cell_states_the_recorded_numbers(path):
-    record = journey.RESULTS / f"{path.stem}.json"
+    record = project.RESULTS / f"{path.stem}.json"
     assert record.exists(), f"{record} missing: run `python -m tools.journey --steps {path.stem[:2]}`"
     nb = nbformat.read(path, as_version=4)
     cell = nb.cells[journey.result_cell_index(nb)].source
-    assert cell == journey.result_markdown(History.load(record), path.stem, journey.load_seeds(path.stem))
+    assert cell == journey.result_markdown(History.load(record), path.stem, project.load_seeds(path.stem))
 
 
 def saves_weights(path) -> bool:
@@ -104,18 +105,19 @@ def recorded_models():
 
 
 def test_every_stored_model_is_checked():
-    weights = {w.stem for w in (journey.ROOT / "models").glob("[0-9][0-9]_*.pt")}
+    weights = {w.stem for w in (project.ROOT / "models").glob("[0-9][0-9]_*.pt")}
     assert weights == {record for _, _, record in recorded_models()}
-    step_records = {r.stem for r in journey.RESULTS.glob("[0-9][0-9]_*.json") if "seeds" not in r.stem}
+    step_records = {r.stem for r in project.RESULTS.glob("[0-9][0-9]_*.json") if "seeds" not in r.stem}
     assert weights <= step_records, "every stored model has its run's record"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path, cls, record", recorded_models(), ids=lambda v: getattr(v, "stem", str(v)))
 def test_stored_weights_reproduce_the_recorded_accuracy(path, cls, record, mnist_root, full_data):
     """Reload models/NAME.pt and test it on all 10k images on the CPU: at most 2 images off the log."""
-    history = History.load(journey.RESULTS / f"{record}.json")
-    model = journey.load_architecture(path, cls)[cls]()
-    model.load_state_dict(torch.load(journey.ROOT / "models" / f"{record}.pt"))
+    history = History.load(project.RESULTS / f"{record}.json")
+    model = project.load_architecture(path, cls)[cls]()
+    model.load_state_dict(torch.load(project.ROOT / "models" / f"{record}.pt"))
     test = data.FastLoader(*data.load_mnist(False, mnist_root), 1_000)
     _, correct, total = evaluate(model, test)
     assert total == 10_000
@@ -163,12 +165,14 @@ def recorded_percentages(step: str) -> set[str]:
     """Every accuracy one step recorded (each epoch, train and test; its seed tables and their runs), as 'NN.NN'."""
     found = set()
     for folder in READS.get(step[:2], []):
-        for records in designs.load_records(journey.RESULTS / folder).values():
+        for records in designs.load_records(project.RESULTS / folder).values():
             found |= {f"{a:.2f}" for r in records for key in ("test_acc", "train_acc", "clean_train_acc", "held_out_acc")
                       for a in r.get(key, [])}
             if "config" in records[0]:  # a search run (a held-out record is not scored)
-                found |= {f"{v:.2f}" for v in designs.score(records).values() if isinstance(v, float)}
-    for record in sorted(journey.RESULTS.glob(f"{step[:2]}_*.json")):
+                scored = designs.score_design(records)
+                w = scored["worst"]
+                found |= {f"{v:.2f}" for v in [*scored.values(), w.mean, w.std, w.lowest, w.highest] if isinstance(v, float)}
+    for record in sorted(project.RESULTS.glob(f"{step[:2]}_*.json")):
         content = json.loads(record.read_text())
         if "rows" in content:  # a seed table
             found |= {f"{row[k]:.2f}" for row in content["rows"] for k in ("best", "last", "last3_min")}
@@ -205,18 +209,19 @@ def test_analysis_quotes_only_recorded_accuracies(path):
 
 def test_the_analysis_check_catches_a_typo_and_an_uncited_number():
     step = NOTEBOOKS[-1].stem
-    last3 = History.load(journey.RESULTS / f"{step}.json").last3_min
+    last3 = History.load(project.RESULTS / f"{step}.json").worst_of_last3
     assert not unrecorded_numbers(f"The worst of the last 3 epochs was {last3:.2f} %.", step)
     typo = f"{last3 + 0.01:.2f}"
     while typo in recorded_percentages(step):
         typo = f"{float(typo) + 0.01:.2f}"
     assert unrecorded_numbers(f"The worst of the last 3 epochs was {typo} %.", step) == {typo}
-    first = History.load(journey.RESULTS / f"{NOTEBOOKS[0].stem}.json")
+    first = History.load(project.RESULTS / f"{NOTEBOOKS[0].stem}.json")
     only_in_01 = next(f"{a:.2f}" for a in first.test_acc if f"{a:.2f}" not in recorded_percentages(step))
     assert unrecorded_numbers(f"It began at {only_in_01} %.", step) == {only_in_01}
     assert not unrecorded_numbers(f"Step 01 began at {only_in_01} %.", step)
 
 
+@pytest.mark.slow
 def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
     """The NBVAL_CHECK_OUTPUT cell is a real check: a stored count that differs from the model's fails nbval."""
     import subprocess
@@ -224,7 +229,7 @@ def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
 
     path = NOTEBOOKS[0]
     nb = nbformat.read(path, as_version=4)
-    params = History.load(journey.RESULTS / f"{path.stem}.json").params
+    params = History.load(project.RESULTS / f"{path.stem}.json").params
     cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT"))
     for output in cell.outputs:
         if "text" in output:
@@ -259,22 +264,22 @@ def test_seed_lists_are_written_as_runs_of_consecutive_seeds():
 def test_the_headline_names_each_checked_design_and_its_misses_from_the_records():
     line = readme.earlier_choices_line()
     for k, records in designs.load_records(search.UNSEEN).items():
-        s = designs.score(records)
+        s = designs.score_design(records)
         if k == search.key(search.FINAL):
             assert f"`{s['arch']}`" not in line
             continue
-        assert f"`{s['arch']}`" in line and f"on {s['seeds_at_target']} of {len(records)} seeds" in line
+        assert f"`{s['arch']}`" in line and f"on {sum(min(r['test_acc'][-3:]) >= journey.TARGET for r in records)} of {len(records)} seeds" in line
         for r in records:
             worst = min(r["test_acc"][-3:])
             assert (f"seed {r['config']['seed']}: {worst:.2f} %" in line) == (worst < journey.TARGET)
 
 
 def test_the_headline_counts_the_rules_seeds_and_the_final_notebooks_together():
-    rows = json.loads((journey.RESULTS / "13_final_seeds.json").read_text())["rows"]
-    records = designs.load_records(journey.RESULTS / "search", search.UNSEEN)[search.key(search.FINAL)]
+    rows = json.loads((project.RESULTS / "13_final_seeds.json").read_text())["rows"]
+    records = designs.load_records(project.RESULTS / "search", search.UNSEEN)[search.key(search.FINAL)]
     held = sum(r["last3_min"] >= journey.TARGET for r in rows) + sum(min(r["test_acc"][-3:]) >= journey.TARGET for r in records)
     assert f", {held} of {len(rows) + len(records)} seeds hold the bar." in readme.headline()
-    assert "final notebook's" not in readme.chosen_on_line(designs.score(records), [records[0]["config"]["seed"]], 1), \
+    assert "final notebook's" not in readme.chosen_on_line(designs.score_design(records), [records[0]["config"]["seed"]], 1), \
         "a seed counted twice is not added"
 
 
@@ -308,10 +313,11 @@ def assert_clean(nb, name: str) -> None:
     text = stored_text(nb)
     assert "\r" not in text, f"{name}: a carriage return (a progress bar) is stored"
     assert "PosixPath" not in text and "WindowsPath" not in text, f"{name}: a path object was echoed"
-    for folder in {str(journey.ROOT), os.path.expanduser("~"), "/tmp/", "/home/", "/work/", "/content/"} - {"/"}:
+    for folder in {str(project.ROOT), os.path.expanduser("~"), "/tmp/", "/home/", "/work/", "/content/"} - {"/"}:
         assert folder not in text, f"{name}: the machine path {folder} is stored"
 
 
+@pytest.mark.slow
 def test_runner_stores_a_clean_notebook(tmp_path, mnist_root):
     """Step 01 through the runner in smoke mode, into a temporary file: the committed notebook is not touched."""
     path = NOTEBOOKS[0]
@@ -347,7 +353,7 @@ def test_assert_clean_fails_on_what_the_old_runner_stored():
                                            execution_count=1)]
     with pytest.raises(AssertionError, match="PosixPath"):
         assert_clean(nbformat.v4.new_notebook(cells=[cell]), "old")
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"Saved {journey.ROOT}/results/x.json\n")]
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"Saved {project.ROOT}/results/x.json\n")]
     with pytest.raises(AssertionError, match="machine path"):
         assert_clean(nbformat.v4.new_notebook(cells=[cell]), "old")
 
@@ -355,14 +361,14 @@ def test_assert_clean_fails_on_what_the_old_runner_stored():
 def test_a_fork_is_one_command_away(tmp_path, monkeypatch):
     """--repository rewrites the one place that names the repository; badges and the setup cell follow it."""
     pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text(journey.PYPROJECT.read_text())
-    monkeypatch.setattr(journey, "PYPROJECT", pyproject)
-    journey.set_repository("someone/their-fork")
-    assert journey.repository() == "someone/their-fork"
+    pyproject.write_text(project.PYPROJECT.read_text())
+    monkeypatch.setattr(project, "PYPROJECT", pyproject)
+    project.set_repository("someone/their-fork")
+    assert project.repository() == "someone/their-fork"
     assert "https://github.com/someone/their-fork" in journey.setup_source()
-    assert "github/someone/their-fork/blob/main/notebooks/01_vanilla.ipynb" in journey.badge("01_vanilla")
+    assert "github/someone/their-fork/blob/main/notebooks/01_vanilla.ipynb" in project.badge("01_vanilla")
     with pytest.raises(ValueError, match="OWNER/NAME"):
-        journey.set_repository("not a repository")
+        project.set_repository("not a repository")
 
 
 def test_journey_plot_draws_every_step(tmp_path):
@@ -377,6 +383,7 @@ def test_journey_plot_draws_every_step(tmp_path):
     assert [p.get_height() for p in ax_params.patches] == [123, 123]
 
 
+@pytest.mark.slow
 def test_helpers_does_not_import_the_tools():
     """A learner's `import helpers` loads neither the tools nor the notebook machinery."""
     import subprocess
@@ -390,7 +397,7 @@ def test_helpers_does_not_import_the_tools():
 
 def test_result_cell_gives_the_seed_figures_when_there_are_seed_runs():
     from tests.test_train import fake_history
-    from helpers.train import seed_summary
+    from helpers.records import seed_summary
 
     runs = [fake_history([99.0, 99.45, 99.42, 99.43]), fake_history([99.1, 99.38, 99.44, 99.46])]
     runs[0].config, runs[1].config = {"seed": 1}, {"seed": 2}
@@ -455,7 +462,7 @@ def test_stored_notebooks_are_clean(path):
 
 
 def test_the_final_notebook_trains_the_searchs_final_candidate_on_seeds_the_search_never_used():
-    namespace = journey.load_architecture(journey.NOTEBOOKS / "13_final.ipynb")
+    namespace = project.load_architecture(project.NOTEBOOKS / "13_final.ipynb")
     ours, theirs = namespace["Net"](), designs.build(search.FINAL["arch"], search.FINAL["dropout"], search.FINAL["batchnorm"])
 
     def leaves(model):
@@ -465,7 +472,7 @@ def test_the_final_notebook_trains_the_searchs_final_candidate_on_seeds_the_sear
     config = namespace["config"]
     for name in ("epochs", "batch_size", "optimizer", "scheduler", "max_lr", "pct_start", "degrees", "translate", "scale"):
         assert getattr(config, name) == search.FINAL[name], name
-    seeds = {r["seed"] for r in json.loads((journey.RESULTS / "13_final_seeds.json").read_text())["rows"]}
-    chosen_on = set(designs.scores(journey.RESULTS / "search", search.UNSEEN)[search.key(search.FINAL)]["seeds"])
+    seeds = {r["seed"] for r in json.loads((project.RESULTS / "13_final_seeds.json").read_text())["rows"]}
+    chosen_on = set(designs.score_folders(project.RESULTS / "search", search.UNSEEN)[search.key(search.FINAL)]["seeds"])
     assert len(chosen_on) >= search.MIN_SEEDS
     assert len(seeds) == 5 and not seeds & chosen_on, "the final's seeds played no part in choosing it"

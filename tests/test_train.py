@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import train
-from helpers.train import Config, History
+from helpers import records, train
+from helpers.records import History
+from helpers.train import Config
 
 
 def tiny_net():
@@ -21,6 +22,8 @@ def tiny_net():
     ("epochs", 0), ("epochs", 2.5), ("batch_size", 0), ("optimizer", "rmsprop"), ("lr", 0.0), ("lr", -1.0),
     ("momentum", 1.0), ("scheduler", "cosine"), ("step_size", 0), ("gamma", 0.0), ("max_lr", float("nan")),
     ("pct_start", 1.0), ("degrees", -5.0), ("translate", 0.9), ("scale", 0.5), ("seed", -1), ("epochs", True),
+    ("div_factor", 0.5), ("final_div_factor", 0), ("label_smoothing", 1.0), ("label_smoothing", -0.1),
+    ("clip_grad_norm", -1.0), ("ema_decay", 1.0), ("ema_decay", 0.2), ("ema_decay", True),
 ])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=rf"Config\.{field}=.*allowed"):
@@ -32,39 +35,32 @@ def test_config_defaults_are_valid():
     Config(optimizer="adam", scheduler="onecycle", degrees=7, translate=0.1, scale=0.1)
 
 
-def fake_history(accs):
-    h = History(config={}, params=123, device="cpu")
-    for a in accs:
-        for name in ("lr", "train_loss", "train_acc", "test_loss", "seconds"):
-            getattr(h, name).append(1.0)
-        h.test_acc.append(a)
-        h.test_correct.append(int(a * 100))
-    return h
+from tests.test_records import fake_history  # noqa: E402
 
 
-def test_history_derived_values():
-    h = fake_history([98.0, 99.45, 99.41, 99.38, 99.40])
-    assert h.best_test_acc == 99.45 and h.best_epoch == 2
-    assert h.last3_min == 99.38
-    assert h.epochs_at_target == [2, 3, 5]
-    assert h.last_test_acc == 99.40
+@pytest.mark.parametrize("scheduler, moves_per_batch, moves_per_epoch", [
+    ("onecycle", True, False), ("step", False, True), ("none", False, False)])
+def test_the_schedule_moves_the_lr_when_its_kind_says(scheduler, moves_per_batch, moves_per_epoch):
+    """One-cycle changes the lr after every batch and never at an epoch's end; StepLR the other way round."""
+    config = Config(scheduler=scheduler, epochs=3, step_size=1, gamma=0.5, max_lr=0.1)
+    optimizer = train.make_optimizer(nn.Linear(2, 2), config)
+    schedule = train.LrSchedule(optimizer, config, steps_per_epoch=10)
+    before = schedule.lr
+    optimizer.step()
+    schedule.after_batch()
+    assert (schedule.lr != before) == moves_per_batch
+    before = schedule.lr
+    schedule.after_epoch()
+    assert (schedule.lr != before) == moves_per_epoch
 
 
-def test_history_json_round_trip(tmp_path):
-    h = fake_history([97.0, 99.0])
-    path = h.save(tmp_path / "sub" / "h.json")
-    assert History.load(path) == h
-    assert json.loads(path.read_text())["summary"]["best_epoch"] == 2
-
-
-def test_onecycle_steps_every_batch_and_step_every_epoch():
-    model = nn.Linear(2, 2)
-    opt = train.make_optimizer(model, Config(scheduler="onecycle", epochs=2, max_lr=0.1))
-    scheduler, per_batch = train.make_scheduler(opt, Config(scheduler="onecycle", epochs=2, max_lr=0.1), 10)
-    assert per_batch and isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
-    scheduler, per_batch = train.make_scheduler(opt, Config(scheduler="step"), 10)
-    assert not per_batch and isinstance(scheduler, torch.optim.lr_scheduler.StepLR)
-    assert train.make_scheduler(opt, Config(), 10) == (None, False)
+def test_the_planned_schedule_is_the_one_training_follows(mnist_root, smoke):
+    """LrSchedule.plan (what the CUDA graph reads) gives, epoch by epoch, the lr that fit records."""
+    config = Config(epochs=1, batch_size=64, optimizer="adam", scheduler="onecycle", max_lr=0.02, seed=0)
+    train.set_seed(0)
+    history = train.fit(tiny_net(), config, device=torch.device("cpu"), progress=False, quiet=True)
+    lrs, beta1s = train.planned_schedule(config, steps_per_epoch=2_000 // 64 + 1)
+    assert history.lr == [lrs[0]] and lrs[0] == pytest.approx(0.02 / 25) and beta1s[0] == pytest.approx(0.95)
 
 
 def run_smoke_fit(**config):
@@ -101,32 +97,13 @@ def test_save_run_in_smoke_mode_leaves_the_project_alone(mnist_root, smoke, tmp_
     monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path / "project"))
     monkeypatch.setenv("MNIST8K_DATA", str(mnist_root))  # the data stay where they are
     model, history = run_smoke_fit()
-    assert train.save_run(model, history, "99_test") is None, "nothing to echo in a notebook"
+    assert records.save_run(model, history, "99_test") is None, "nothing to echo in a notebook"
     assert not (tmp_path / "project").exists()
-    base = train.output_base(smoke=True)
+    base = records.output_base(smoke=True)
     reloaded = tiny_net()
     reloaded.load_state_dict(torch.load(base / "models" / "99_test.pt"))
     assert History.load(base / "results" / "99_test.json").test_acc == history.test_acc
     assert str(tmp_path) not in capsys.readouterr().out
-
-
-def test_save_run_writes_under_the_project_root(mnist_root, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path))
-    model, history = nn.Linear(1, 1), fake_history([99.0])
-    train.save_run(model, history, "99_test")
-    assert History.load(tmp_path / "results" / "99_test.json") == history
-    assert (tmp_path / "models" / "99_test.pt").exists()
-    assert "Saved results/99_test.json and models/99_test.pt" in capsys.readouterr().out
-
-
-def test_load_weights_reads_what_save_run_wrote(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path))
-    saved = nn.Linear(3, 2)
-    train.save_run(saved, fake_history([99.0]), "99_test")
-    loaded = train.load_weights(nn.Linear(3, 2), "99_test")
-    assert torch.equal(loaded.weight, saved.weight) and not loaded.training
-    with pytest.raises(FileNotFoundError, match=r"run that step first \(make journey STEPS=98\)"):
-        train.load_weights(nn.Linear(3, 2), "98_missing")
 
 
 @pytest.mark.parametrize("config, shown, hidden", [
@@ -150,10 +127,11 @@ def test_fit_learns_the_same_from_the_reference_pipeline(mnist_root, smoke):
     """Same weights, same images in the same order, no augmentation: the fast loader and torchvision's
     pipeline must give the same first-epoch loss (float32 sums in another order: within 1e-5)."""
     from helpers import data
+    from tools.bench import reference_loader
 
     config = Config(epochs=1, batch_size=64, optimizer="adam", lr=0.003, seed=0)
     results = []
-    for loaders in (None, (data.reference_loader(True, 64), data.reference_loader(False, 1_000))):
+    for loaders in (None, (reference_loader(True, 64), reference_loader(False, 1_000))):
         train.set_seed(0)
         model = tiny_net()
         if loaders is None:  # the fast loader, unshuffled like the reference above
@@ -190,26 +168,77 @@ def test_choose_device_falls_back_to_cpu(monkeypatch, capsys):
     assert "cpu" in capsys.readouterr().out
 
 
-def test_seed_summary_and_table():
-    histories = [fake_history([99.0, 99.5, 99.45, 99.41]), fake_history([99.2, 99.3, 99.42, 99.38])]
-    histories[0].config, histories[1].config = {"seed": 1}, {"seed": 2}
-    summary = train.seed_summary(histories)
-    assert [r["last3_min"] for r in summary["rows"]] == [99.41, 99.3]
-    assert [r["epochs_at_target"] for r in summary["rows"]] == [3, 1]
-    assert summary["stats"]["best"]["mean"] == pytest.approx(99.46)
-    assert summary["stats"]["last3_min"]["min"] == pytest.approx(99.3)
-    assert not summary["all_last3_at_target"]
-    table = train.format_seed_table(summary)
-    assert "mean" in table and "99.41" in table
-
-
 def test_seed_runs_print_one_line_each_and_store_every_history(mnist_root, smoke, capsys, tmp_path):
     histories = train.fit_seeds(tiny_net, Config(batch_size=64, seed=0), seeds=[3, 4], device=torch.device("cpu"))
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["seed 3", "seed 4"]
-    assert f"worst of last 3 {histories[0].last3_min:.2f} %" in lines[0]
+    assert f"worst of last 3 {histories[0].worst_of_last3:.2f} %" in lines[0]
     assert [h.config["seed"] for h in histories] == [3, 4] and histories[0].test_acc != histories[1].test_acc
-    train.save_seeds(histories, "99_seeds_test")
-    record = json.loads((train.output_base(smoke=True) / "results" / "99_seeds_test.json").read_text())
+    records.save_seeds(histories, "99_seeds_test")
+    record = json.loads((records.output_base(smoke=True) / "results" / "99_seeds_test.json").read_text())
     assert [History(**h).test_acc for h in record["histories"]] == [h.test_acc for h in histories]
     assert [r["seed"] for r in record["rows"]] == [3, 4]
+
+
+def test_weight_averaging_tests_the_average_and_keeps_it(mnist_root, smoke):
+    """With ema_decay the test accuracy is the average's, the raw weights' is recorded beside it, training
+    itself is untouched (the same raw weights as without averaging), and the model ends as the average."""
+    plain_model, plain = run_smoke_fit()
+    averaged_model, averaged = run_smoke_fit(ema_decay=0.9)
+    assert averaged.raw_test_acc == plain.test_acc and plain.raw_test_acc == []
+    assert averaged.test_acc != averaged.raw_test_acc
+    assert not torch.equal(averaged_model[0].weight, plain_model[0].weight), "the model holds the average now"
+    assert not torch.equal(averaged_model[1].running_mean, plain_model[1].running_mean), "BatchNorm's too"
+
+
+def test_label_smoothing_and_clipping_change_training(mnist_root, smoke):
+    _, plain = run_smoke_fit()
+    _, smoothed = run_smoke_fit(label_smoothing=0.1)
+    _, clipped = run_smoke_fit(clip_grad_norm=0.01)
+    assert smoothed.train_loss[0] > plain.train_loss[0], "a softer target never reaches zero loss"
+    assert clipped.train_loss != plain.train_loss
+
+
+def test_clipping_bounds_every_step(monkeypatch):
+    """clip_grad_norm: no gradient the optimizer sees is longer than the bound."""
+    seen = []
+    model = nn.Linear(4, 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    original = optimizer.step
+    monkeypatch.setattr(optimizer, "step", lambda: (seen.append(torch.cat([p.grad.flatten() for p in model.parameters()])
+                                                                .norm().item()), original()))
+    batches = [(torch.randn(8, 4) * 100, torch.randint(0, 10, (8,))) for _ in range(3)]
+    train.train_one_epoch(model, batches, optimizer, progress=False, clip_grad_norm=0.5)
+    assert len(seen) == 3 and max(seen) <= 0.5 + 1e-6
+
+
+def test_fit_measures_extra_sets_each_epoch(mnist_root, smoke):
+    """The held-out check goes through fit: a loader passed in ``measure`` gets an accuracy per epoch."""
+    from helpers import data
+
+    images, labels = data.load_mnist(True)
+    held_out = data.FastLoader(images[:500], labels[:500], 250)
+    train.set_seed(0)
+    model = tiny_net()
+    history = train.fit(model, Config(batch_size=64, seed=0), device=torch.device("cpu"), progress=False,
+                        quiet=True, measure={"held_out": held_out})
+    assert list(history.extra_acc) == ["held_out"] and len(history.extra_acc["held_out"]) == history.epochs
+    assert history.extra_acc["held_out"][-1] == train.accuracy(model, held_out) > 10
+
+
+def test_the_average_is_the_exponential_moving_average_of_every_step(monkeypatch):
+    """Computed by hand from the weights after each step: the first step's weights, then
+    average = decay * average + (1 - decay) * weights after every further step."""
+    model = nn.Linear(4, 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    after_each_step = []
+    original = optimizer.step
+    monkeypatch.setattr(optimizer, "step", lambda: (original(), after_each_step.append(model.weight.detach().clone())))
+    averaged = train.average_of(model, decay=0.9)
+    batches = [(torch.randn(8, 4), torch.randint(0, 10, (8,))) for _ in range(5)]
+    train.train_one_epoch(model, batches, optimizer, progress=False, averaged=averaged)
+    by_hand = after_each_step[0]
+    for weights in after_each_step[1:]:
+        by_hand = 0.9 * by_hand + 0.1 * weights
+    assert torch.allclose(averaged.module.weight, by_hand, atol=1e-6)
+    assert not torch.allclose(averaged.module.weight, model.weight, atol=1e-4), "the average lags the weights"

@@ -47,12 +47,30 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from helpers import data, train
-from helpers.cpu_tuning import keep_freed_memory
-from helpers.files import write_json
+from helpers import data, records, train
+from helpers._machinery.cpu import describe_device, keep_freed_memory
+from helpers.records import write_json
 from helpers.summary import count_parameters
 
-from .journey import RESULTS, ROOT, load_architecture, notebook_paths
+from .project import RESULTS, ROOT, load_architecture, notebook_paths
+
+
+def reference_loader(train: bool, batch_size: int, *, shuffle: bool = False, degrees: float = 0.0,
+                     root: str | Path | None = None, num_workers: int = 0,
+                     pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """The pipeline every tutorial uses, to compare with: ``torchvision.datasets.MNIST`` + PIL
+    ``transforms`` + ``DataLoader``, one image at a time."""
+    from torchvision import datasets, transforms
+
+    steps = [transforms.RandomRotation(degrees, fill=0)] if degrees else []
+    steps += [transforms.ToTensor(), transforms.Normalize((data.MEAN,), (data.STD,))]
+    dataset = datasets.MNIST(str(data.ensure_mnist(root)), train=train, download=False,
+                             transform=transforms.Compose(steps))
+    if data.smoke_mode():
+        dataset = torch.utils.data.Subset(dataset, range(data.SMOKE_TRAIN if train else data.SMOKE_TEST))
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                                       num_workers=num_workers, persistent_workers=num_workers > 0,
+                                       pin_memory=pin_memory)
 
 
 def _limit(loader, batches: int | None):
@@ -118,19 +136,20 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     if pipeline.startswith("helpers"):
         train_loader, test_loader = train.make_loaders(config, device)
     else:
-        train_loader = data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
+        train_loader = reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
                                              num_workers=workers, pin_memory=pinned)
-        test_loader = data.reference_loader(False, train.EVAL_BATCH, num_workers=workers, pin_memory=pinned)
+        test_loader = reference_loader(False, train.EVAL_BATCH, num_workers=workers, pin_memory=pinned)
     capture_seconds = 0.0
     if pipeline == "helpers_graph":
-        from helpers.cuda_graph import GraphedTraining
+        from helpers._machinery.cuda_graph import GraphedTraining
 
         start = time.perf_counter()
-        graphed = GraphedTraining(model, config, len(train_loader), loader=train_loader)  # warm-up and recording
+        graphed = GraphedTraining(model, config, len(train_loader), loader=train_loader,  # warm-up and recording
+                                  plan=train.planned_schedule(config, len(train_loader)))
         torch.cuda.synchronize()
         capture_seconds = time.perf_counter() - start
     # the lr schedule steps per batch as in fit (the graph row runs it inside the graph)
-    scheduler, per_batch = train.make_scheduler(optimizer, config, len(train_loader))
+    schedule = train.LrSchedule(optimizer, config, len(train_loader))
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -138,8 +157,8 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     if pipeline == "helpers_graph":
         train_loss, _ = graphed.train_one_epoch(_limit(train_loader, batches))
     else:
-        train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer,
-                                              scheduler if per_batch else None, progress=False)
+        train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer, schedule,
+                                              progress=False)
     train_seconds = time.perf_counter() - start  # .item() at the end of the epoch waited for the GPU
     start = time.perf_counter()
     _, correct, seen = train.evaluate(model, test_loader)
@@ -190,17 +209,16 @@ def _forever(loader):
 
 
 def _fresh_step(make_model, config, device: torch.device, steps_per_epoch: int) -> tuple:
-    """(model, optimizer, lr scheduler), freshly seeded, as ``fit`` makes them."""
+    """(model, optimizer, lr schedule), freshly seeded, as ``fit`` makes them."""
     train.set_seed(config.seed)
     model = make_model().to(device)
     optimizer = train.make_optimizer(model, config)
-    scheduler, _ = train.make_scheduler(optimizer, config, steps_per_epoch)
-    return model, optimizer, scheduler
+    return model, optimizer, train.LrSchedule(optimizer, config, steps_per_epoch)
 
 
 def _time_phases(step: tuple, batches, steps: int) -> dict[str, float]:
     """Milliseconds per step of each phase, timed one after the other (a CPU runs them in order)."""
-    model, optimizer, scheduler = step
+    model, optimizer, schedule = step
     sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
     totals = dict.fromkeys(["making the batch", "forward + loss", "backward", "optimizer + lr schedule"], 0.0)
     model.train()
@@ -214,7 +232,7 @@ def _time_phases(step: tuple, batches, steps: int) -> dict[str, float]:
         loss.backward()
         sync(); marks.append(time.perf_counter())
         optimizer.step()
-        scheduler.step()
+        schedule.after_batch()
         sync(); marks.append(time.perf_counter())
         for name, start, end in zip(totals, marks, marks[1:]):
             totals[name] += end - start
@@ -237,7 +255,7 @@ def profile(notebook: Path, steps: int = 100) -> dict:
     _time_phases(step, batches, 10)  # warm-up
     phases = _time_phases(step, batches, steps)
     step_ms = sum(phases.values())
-    print(f"One training step, {notebook.name}'s model, batch {config.batch_size}, {train.describe_device(device)}:")
+    print(f"One training step, {notebook.name}'s model, batch {config.batch_size}, {describe_device(device)}:")
     for name, ms in phases.items():
         print(f"  {name:26s}{ms:7.2f} ms  {100 * ms / step_ms:5.1f} %")
     print(f"  {'total':26s}{step_ms:7.2f} ms  = {step_ms * len(train_loader) / 1000:.1f} s per epoch of "
@@ -261,7 +279,7 @@ def profile(notebook: Path, steps: int = 100) -> dict:
     compiled = _time_compiled(namespace["Net"], config, device, batches, steps)
     graph = _graph_profile(namespace["Net"], config, device, train_loader) if device.type == "cuda" else None
     record = {"notebook": notebook.name, "params": count_parameters(namespace["Net"]()),
-              "device": train.describe_device(device), "torch": torch.__version__,
+              "device": describe_device(device), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "batch_size": config.batch_size, "steps": steps,
               "steps_per_epoch": len(train_loader), "smoke": data.smoke_mode(), "phases_ms": phases,
               "step_ms": step_ms, "op_kinds_percent": kinds, "compiled": compiled,
@@ -277,8 +295,8 @@ def _time_compiled(make_model, config, device, batches, steps: int) -> dict:
     alternating on the same 20 full-size batches (another batch size would compile again)."""
     fixed = [b for b in (next(batches) for _ in range(25)) if len(b[1]) == config.batch_size][:20]
     eager = _fresh_step(make_model, config, device, 10 * steps)
-    model, optimizer, scheduler = _fresh_step(make_model, config, device, 10 * steps)
-    runs = {"eager": eager, "compiled": (torch.compile(model), optimizer, scheduler)}
+    model, optimizer, schedule = _fresh_step(make_model, config, device, 10 * steps)
+    runs = {"eager": eager, "compiled": (torch.compile(model), optimizer, schedule)}
     try:
         start = time.perf_counter()
         _time_phases(runs["compiled"], iter(fixed[:3]), 3)  # compiles here
@@ -323,13 +341,14 @@ def _launches(run, steps: int) -> dict:
 def _graph_profile(make_model, config, device: torch.device, loader) -> dict:
     """On CUDA: microseconds and launches per training step over whole epochs, eager against the CUDA
     graph (which makes the batch inside), and making the batch alone. Medians of 3 alternating epochs."""
-    from helpers.cuda_graph import GraphedTraining
+    from helpers._machinery.cuda_graph import GraphedTraining
 
     steps = len(loader)
-    model, optimizer, scheduler = _fresh_step(make_model, config, device, steps)
-    graphed = GraphedTraining(_fresh_step(make_model, config, device, steps)[0], config, steps, loader=loader)
+    model, optimizer, schedule = _fresh_step(make_model, config, device, steps)
+    graphed = GraphedTraining(_fresh_step(make_model, config, device, steps)[0], config, steps, loader=loader,
+                              plan=train.planned_schedule(config, steps))
     runs = {"making the batch (eager)": lambda: sum(len(y) for _, y in loader),
-            "eager step": lambda: train.train_one_epoch(model, loader, optimizer, scheduler, progress=False),
+            "eager step": lambda: train.train_one_epoch(model, loader, optimizer, schedule, progress=False),
             "graph step": lambda: graphed.train_one_epoch(loader)}
     for run in runs.values():
         run()  # warm-up
@@ -343,11 +362,11 @@ def _graph_profile(make_model, config, device: torch.device, loader) -> dict:
             micros[name].append(1e6 * (time.perf_counter() - start) / steps)
     # Launches counted over a whole epoch, but the eager one over 50 steps (the profiler slows it most).
     counted = {**runs, "eager step": lambda: train.train_one_epoch(model, itertools.islice(loader, 50), optimizer,
-                                                                     scheduler, progress=False)}
+                                                                     schedule, progress=False)}
     result = {name: {"us_per_step": statistics.median(values),
                      **_launches(counted[name], 50 if name == "eager step" else steps)}
               for name, values in micros.items()}
-    print(f"On {train.describe_device(device)}, per training step (batch {config.batch_size}, {steps} steps an "
+    print(f"On {describe_device(device)}, per training step (batch {config.batch_size}, {steps} steps an "
           f"epoch, median of 3 epochs):")
     for name, row in result.items():
         print(f"  {name:26s}{row['us_per_step']:8.1f} us  {row['launches_per_step']:6.1f} launches  "
@@ -360,24 +379,24 @@ def accuracy(notebook: Path, seeds: list[int], workers: int = 0) -> dict:
     namespace = load_architecture(notebook)
     config = namespace["config"]
     device = train.choose_device()
-    loaders = (data.reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
+    loaders = (reference_loader(True, config.batch_size, shuffle=True, degrees=config.degrees,
                                      num_workers=workers),
-               data.reference_loader(False, train.EVAL_BATCH, num_workers=workers))
+               reference_loader(False, train.EVAL_BATCH, num_workers=workers))
     histories = []
     for seed in seeds:
         print(f"--- reference pipeline, seed {seed} ---", flush=True)
         train.set_seed(seed)  # as in the notebook: same seed, same initial weights
         histories.append(train.fit(namespace["Net"](), dataclasses.replace(config, seed=seed), device=device,
                                    progress=False, loaders=loaders))
-    reference = train.seed_summary(histories)
-    print("reference pipeline:\n" + train.format_seed_table(reference))
-    record = {"notebook": notebook.name, "params": reference["params"], "device": train.describe_device(device),
+    reference = records.seed_summary(histories)
+    print("reference pipeline:\n" + records.format_seed_table(reference))
+    record = {"notebook": notebook.name, "params": reference["params"], "device": describe_device(device),
               "torch": torch.__version__, "smoke": data.smoke_mode(), "reference_workers": workers, "reference": reference,
-              "reference_histories": [dataclasses.asdict(h) for h in histories]}
+              "reference_histories": [h.fields() for h in histories]}
     helpers_record = RESULTS / f"{notebook.stem}_seeds.json"
     if helpers_record.exists():
         record["helpers"] = json.loads(helpers_record.read_text())
-        print(f"helpers (FastLoader), from {helpers_record.name}:\n" + train.format_seed_table(record["helpers"]))
+        print(f"helpers (FastLoader), from {helpers_record.name}:\n" + records.format_seed_table(record["helpers"]))
     if not data.smoke_mode():
         out = write_json(RESULTS / "reference_pipeline_seeds.json", record)
         print(f"written to {out}")
@@ -390,13 +409,13 @@ def seeds_here(notebook: Path, seeds: list[int]) -> dict:
     namespace = load_architecture(notebook)
     device = train.choose_device()
     histories = train.fit_seeds(namespace["Net"], namespace["config"], seeds, device=device)
-    summary = train.seed_summary(histories)
-    print(f"{notebook.stem} on {histories[0].device}:\n" + train.format_seed_table(summary))
+    summary = records.seed_summary(histories)
+    print(f"{notebook.stem} on {histories[0].device}:\n" + records.format_seed_table(summary))
     recorded = RESULTS / f"{notebook.stem}_seeds.json"
     if recorded.exists():
-        print(f"recorded ({recorded.name}):\n" + train.format_seed_table(json.loads(recorded.read_text())))
+        print(f"recorded ({recorded.name}):\n" + records.format_seed_table(json.loads(recorded.read_text())))
     record = summary | {"notebook": notebook.name, "device": histories[0].device, "torch": torch.__version__,
-                        "histories": [dataclasses.asdict(h) for h in histories]}
+                        "histories": [h.fields() for h in histories]}
     if not data.smoke_mode():
         print(f"written to {write_json(RESULTS / f'{notebook.stem}_seeds_{device.type}.json', record)}")
     return record
@@ -479,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         speedup["train_malloc_only"] = table["reference"]["train_seconds"] / table["reference_kept_memory"]["train_seconds"]
     record = {
         "notebook": notebook.name, "params": params, "config": config.__dict__,
-        "device": train.describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "device": describe_device(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "repeats": args.repeats, "reference_workers": workers, "workers_probe": probe,
         "smoke": data.smoke_mode(),
         "median": table, "speedup": speedup, "runs": runs,

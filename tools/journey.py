@@ -30,30 +30,10 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.train import TARGET, History
+from helpers.records import TARGET, History, SeedStats
 
-ROOT = Path(__file__).resolve().parent.parent  # the repository these maintainers' tools live in
-NOTEBOOKS = ROOT / "notebooks"
-RESULTS = ROOT / "results"
-PYPROJECT = ROOT / "pyproject.toml"
-REPOSITORY_LINE = re.compile(r'^Repository = "https://github\.com/([^"]+)"$', re.MULTILINE)
-
-
-def repository() -> str:
-    """GitHub owner/name of this project, from pyproject.toml's [project.urls] (the one place that holds it)."""
-    found = REPOSITORY_LINE.search(PYPROJECT.read_text())
-    if not found:
-        raise ValueError(f'{PYPROJECT} needs a line Repository = "https://github.com/OWNER/NAME" under [project.urls]')
-    return found.group(1)
-
-
-def set_repository(name: str) -> None:
-    """Point the badges and the Colab setup cell at another repository, e.g. a fork (then stamp)."""
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
-        raise ValueError(f"--repository takes OWNER/NAME as on GitHub, got {name!r}")
-    text = PYPROJECT.read_text()
-    repository()  # fails with a clear message if the line is missing
-    PYPROJECT.write_text(REPOSITORY_LINE.sub(f'Repository = "https://github.com/{name}"', text))
+from .project import (BADGE_PREFIX, NOTEBOOKS, RESULTS, ROOT, badge, load_seeds, notebook_paths, repository,
+                      set_repository, step_title)
 
 
 def setup_source() -> str:
@@ -78,7 +58,6 @@ TORCH_IMPORTS = [("torch", "import torch"), ("nn", "from torch import nn"),
 HELPERS_NAMES = ["Config", "FastLoader", "choose_device", "count_parameters", "designs", "fit", "fit_seeds", "load_mnist",
                  "load_weights", "plots", "predict_test_set", "project_root", "receptive_field_table", "save_history",
                  "save_run", "save_seeds", "set_seed", "show_summary"]
-BADGE_PREFIX = "[![Open In Colab]"
 NAV_PREFIX = "**Step "
 
 
@@ -105,24 +84,6 @@ def imports_source(nb: nbformat.NotebookNode) -> str:
             joined = "\n".join(wrapped + [line.rstrip(", ") + ")"])
         lines += ["", joined] if lines else [joined]
     return "\n".join(lines)
-
-
-def badge(name: str) -> str:
-    return (f"{BADGE_PREFIX}(https://colab.research.google.com/assets/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{repository()}/blob/main/notebooks/{name}.ipynb)")
-
-
-def notebook_paths(steps: list[str] | None = None) -> list[Path]:
-    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    if steps:
-        paths = [p for p in paths if p.name[:2] in {s.zfill(2) for s in steps}]
-    return paths
-
-
-def step_title(path: Path) -> str:
-    """'Fewer parameters' from the title cell '# 02 · Fewer parameters: ...'."""
-    title = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
-    return title.split("·", 1)[-1].split(":", 1)[0].strip()
 
 
 def navigation(name: str) -> str:
@@ -155,32 +116,13 @@ def stamp(nb: nbformat.NotebookNode, name: str) -> bool:
     return before != [c.source for c in cells[:3]]
 
 
-def load_architecture(path: Path, name: str = "Net") -> dict:
-    """Run a notebook's imports and the cell defining ``Net`` (and ``name``, if another); return the names made.
-
-    The tests and the benchmark rebuild a step's models and config from the
-    notebook itself, so there is no second copy of any architecture.
-    """
-    nb = nbformat.read(path, as_version=4)
-    namespace: dict = {}
-    exec(nb.cells[2].source, namespace)
-    for cls in dict.fromkeys(["Net", name]):
-        cells = [c.source for c in nb.cells if c.cell_type == "code" and f"class {cls}(" in c.source]
-        if len(cells) != 1:
-            raise ValueError(f"{path.name}: expected one code cell defining `class {cls}`, found {len(cells)}")
-        exec(cells[0], namespace)
-    return namespace
-
-
 def seeds_rows(seeds: dict) -> list[str]:
-    """The Result cell's rows for a multi-seed record (``helpers.train.save_seeds``)."""
-    stats, rows = seeds["stats"], seeds["rows"]
-    held = sum(r["last3_min"] >= TARGET for r in rows)
-    listed = ", ".join(str(r["seed"]) for r in rows)
-    return [f"| over {len(rows)} seeds ({listed}): worst of the last 3 epochs | {stats['last3_min']['mean']:.2f} % "
-            f"± {stats['last3_min']['std']:.2f} (lowest {stats['last3_min']['min']:.2f} %) |",
-            f"| over {len(rows)} seeds: best epoch | {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f} |",
-            f"| seeds at ≥ {TARGET} % on each of the last 3 epochs | {held} of {len(rows)} |"]
+    """The Result cell's rows for a multi-seed record (``helpers.records.save_seeds``)."""
+    worst, best = SeedStats.of_table(seeds), seeds["stats"]["best"]
+    return [f"| over {worst.n} seeds ({', '.join(map(str, worst.seeds))}): worst of the last 3 epochs | {worst.mean:.2f} % "
+            f"± {worst.std:.2f} (lowest {worst.lowest:.2f} %) |",
+            f"| over {worst.n} seeds: best epoch | {best['mean']:.2f} % ± {best['std']:.2f} |",
+            f"| seeds at ≥ {TARGET} % on each of the last 3 epochs | {worst.at_target} of {worst.n} |"]
 
 
 def result_markdown(history: History, name: str, seeds: dict | None = None) -> str:
@@ -191,7 +133,7 @@ def result_markdown(history: History, name: str, seeds: dict | None = None) -> s
         f"| parameters | {s['params']:,} |",
         f"| best test accuracy | {s['best_test_acc']:.2f} % (epoch {s['best_epoch']}) |",
         f"| last-epoch test accuracy | {s['last_test_acc']:.2f} % |",
-        f"| worst of the last 3 epochs | {s['last3_min']:.2f} % |",
+        f"| worst of the last 3 epochs | {history.worst_of_last3:.2f} % |",
         f"| last-epoch train accuracy (running, dropout and augmentation on) | {s['last_train_acc']:.2f} % |",
     ]
     if "last_clean_train_acc" in s:
@@ -204,11 +146,6 @@ def result_markdown(history: History, name: str, seeds: dict | None = None) -> s
         rows += seeds_rows(seeds)
         source += f", and `results/{name}_seeds.json`, the seed runs"
     return "\n".join(["## Result", f"*Written by `tools.journey` from {source}.*", "", "| | |", "|---|---|", *rows])
-
-
-def load_seeds(name: str) -> dict | None:
-    record = RESULTS / f"{name}_seeds.json"
-    return json.loads(record.read_text()) if record.exists() else None
 
 
 def result_cell_index(nb: nbformat.NotebookNode) -> int:

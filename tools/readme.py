@@ -19,11 +19,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from helpers import designs  # noqa: E402
-from helpers.train import TARGET, History  # noqa: E402
+from helpers.records import TARGET, History, SeedStats  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
+from .project import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 from .search import BUDGET, FINAL, LIMIT, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
-from .journey import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 
 README = ROOT / "README.md"
 
@@ -37,11 +37,12 @@ def journey_table() -> str:
         record = RESULTS / f"{path.stem}.json"
         link = f"[{step_title(path)}](notebooks/{path.name})"
         if record.exists():
-            s = History.load(record).summary()
+            h = History.load(record)
+            s = h.summary()
             seeds = load_seeds(path.stem)
-            spread = (f"{seeds['stats']['last3_min']['mean']:.2f} ± {seeds['stats']['last3_min']['std']:.2f} "
-                      f"({seeds['stats']['last3_min']['min']:.2f}), {len(seeds['rows'])} seeds" if seeds else "one seed")
-            numbers = (f"{s['params']:,} | {s['best_test_acc']:.2f} ({s['best_epoch']}) | {s['last3_min']:.2f} | "
+            w = SeedStats.of_table(seeds) if seeds else None
+            spread = f"{w.mean:.2f} ± {w.std:.2f} ({w.lowest:.2f}), {w.n} seeds" if w else "one seed"
+            numbers = (f"{s['params']:,} | {s['best_test_acc']:.2f} ({s['best_epoch']}) | {h.worst_of_last3:.2f} | "
                        f"{len(s['epochs_at_target'])} of {s['epochs']} | {spread}")
         else:
             numbers = "not run yet | | | |"
@@ -62,15 +63,14 @@ def headline() -> str:
     if not records:
         return "*The final model has not been run yet.*"
     summary = json.loads(records[-1].read_text())
-    stats, n = summary["stats"], len(summary["rows"])
-    held = sum(r["last3_min"] >= TARGET for r in summary["rows"])
-    seeds = [r["seed"] for r in summary["rows"]]
-    chosen = designs.scores(RESULTS / "search", UNSEEN).get(key(FINAL))
+    stats, worst = summary["stats"], SeedStats.of_table(summary)
+    n, held, seeds = worst.n, worst.at_target, worst.seeds
+    chosen = designs.score_folders(RESULTS / "search", UNSEEN).get(key(FINAL))
     listed = spans(seeds) + (f"; step 12's rule chose the design on seeds {spans(chosen['seeds'])}, not these"
                              if chosen and not set(seeds) & set(chosen["seeds"]) else "")
     return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds ({listed}), the worst of the last "
-            f"3 epochs is {stats['last3_min']['mean']:.2f} % ± {stats['last3_min']['std']:.2f} on average "
-            f"(lowest seed: {stats['last3_min']['min']:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
+            f"3 epochs is {worst.mean:.2f} % ± {worst.std:.2f} on average "
+            f"(lowest seed: {worst.lowest:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
             f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen, seeds, held) + earlier_choices_line() + squeeze_line())
 
@@ -91,28 +91,29 @@ def chosen_on_line(chosen: dict | None, seeds: list[int], held: int) -> str:
     and the count over those and the final notebook's ``seeds`` (``held`` of them at the bar) together."""
     if not chosen:
         return ""
-    n = len(chosen["seeds"])
-    together = (f" With the final notebook's {len(seeds)}, {chosen['seeds_at_target'] + held} of {n + len(seeds)} seeds hold the bar."
-                if not set(seeds) & set(chosen["seeds"]) else "")
-    return (f"\n\nStep 12's rule chose it on {n} recorded seeds (`results/search/` and `{UNSEEN.relative_to(ROOT)}/`): "
-            f"{chosen['seeds_at_target']} of {n} hold the bar, worst of the last 3 epochs "
-            f"{chosen['last3_min_mean']:.2f} % ± {chosen['last3_min_std']:.2f}, lowest {chosen['last3_min_min']:.2f} %." + together)
+    w = chosen["worst"]
+    together = (f" With the final notebook's {len(seeds)}, {w.at_target + held} of {w.n + len(seeds)} seeds hold the bar."
+                if not set(seeds) & set(w.seeds) else "")
+    return (f"\n\nStep 12's rule chose it on {w.n} recorded seeds (`results/search/` and `{UNSEEN.relative_to(ROOT)}/`): "
+            f"{w.at_target} of {w.n} hold the bar, worst of the last 3 epochs "
+            f"{w.mean:.2f} % ± {w.std:.2f}, lowest {w.lowest:.2f} %." + together)
 
 
 def earlier_choices_line() -> str:
     """What became of the other designs checked on seeds they were not chosen on: why the rule needs many seeds."""
-    searched = designs.scores(RESULTS / "search")
+    searched = designs.score_folders(RESULTS / "search")
     first = designs.choose(searched, BUDGET)
     on_search_seeds = designs.choose(searched, LIMIT, min_seeds=MIN_SEEDS, prefer="size")
     parts = []
     for k, records in designs.load_records(UNSEEN).items():
         if k == key(FINAL):
             continue
-        s = designs.score(records)
-        missed = [f"seed {seed}: {worst:.2f} %" for seed, worst in designs.worst_by_seed(records).items() if worst < TARGET]
+        s = designs.score_design(records)
+        w = s["worst"]
+        missed = [f"seed {seed}: {worst:.2f} %" for seed, worst in w.misses.items()]
         which = {first: ", the first rule's choice", on_search_seeds: ", the final rule's choice on the search's seeds"}.get(k, "")
         parts.append(f"{s['params']:,} parameters (`{s['arch']}`{which}) held the bar "
-                     f"on {s['seeds_at_target']} of {len(records)} seeds ({spans(s['seeds'])}; mean {s['last3_min_mean']:.2f} %"
+                     f"on {w.at_target} of {w.n} seeds ({spans(w.seeds)}; mean {w.mean:.2f} %"
                      + (f"; {', '.join(missed)}" if missed else "") + ")")
     if not parts:
         return ""
@@ -123,27 +124,28 @@ def earlier_choices_line() -> str:
 
 def squeeze_line() -> str:
     """One sentence on the squeeze: the search's smallest design that holds the bar on 3+ seeds, if one does."""
-    scored = designs.scores(RESULTS / "search")
+    scored = designs.score_folders(RESULTS / "search")
     if not scored:
         return ""
     try:
         s = scored[designs.choose(scored, SQUEEZE_BUDGET)]
     except ValueError:
-        small = [s for s in scored.values() if s["params"] <= SQUEEZE_BUDGET and len(s["seeds"]) >= 2]
-        closest = max(small, key=lambda s: s["last3_min_mean"], default=None)
+        small = [s for s in scored.values() if s["params"] <= SQUEEZE_BUDGET and s["worst"].n >= 2]
+        closest = max(small, key=lambda s: s["worst"].mean, default=None)
         return (f"\n\nThe squeeze (≤ {SQUEEZE_BUDGET:,} parameters) has no design yet that holds the bar on 3 seeds"
                 + (f"; the closest, {closest['params']:,} parameters (`{closest['arch']}`), averages "
-                   f"{closest['last3_min_mean']:.2f} % (lowest {closest['last3_min_min']:.2f} %) over {len(closest['seeds'])} "
+                   f"{closest['worst'].mean:.2f} % (lowest {closest['worst'].lowest:.2f} %) over {closest['worst'].n} "
                    f"seeds (`results/search/`)." if closest else "."))
+    w = s["worst"]
     return (f"\n\nSqueezed to **{s['params']:,} parameters** (`{s['arch']}`), the search's records hold the bar on "
-            f"{len(s['seeds'])} of {len(s['seeds'])} seeds: worst of the last 3 epochs {s['last3_min_mean']:.2f} % "
-            f"± {s['last3_min_std']:.2f} (lowest {s['last3_min_min']:.2f} %) (`results/search/`).")
+            f"{w.n} of {w.n} seeds: worst of the last 3 epochs {w.mean:.2f} % "
+            f"± {w.std:.2f} (lowest {w.lowest:.2f} %) (`results/search/`).")
 
 
 def stats_evidence(seeds: dict) -> dict:
     """``evidence`` of a seed table (``helpers.train.seed_summary``)."""
-    stats = seeds["stats"]["last3_min"]
-    return {"mean": stats["mean"], "std": stats["std"], "n": len(seeds["rows"]), "params": seeds["params"]}
+    worst = SeedStats.of_table(seeds)
+    return {"mean": worst.mean, "std": worst.std, "n": worst.n, "params": seeds["params"]}
 
 
 def evidence(name: str) -> dict:
@@ -151,8 +153,8 @@ def evidence(name: str) -> dict:
     seeds = load_seeds(name)
     if seeds:
         return stats_evidence(seeds)
-    s = History.load(RESULTS / f"{name}.json").summary()
-    return {"mean": s["last3_min"], "std": 0.0, "n": 1, "params": s["params"]}
+    h = History.load(RESULTS / f"{name}.json")
+    return {"mean": h.worst_of_last3, "std": 0.0, "n": 1, "params": h.params}
 
 
 def compare(before: str, after: str) -> str:
@@ -226,16 +228,16 @@ def design_table() -> str:
 
 def ablation_rows() -> list[tuple[str, str, str]]:
     """The design table's last row: the final model with one idea taken away at a time (results/ablation/)."""
-    scored, ablated = designs.scores(RESULTS / "search"), designs.scores(RESULTS / "ablation")
+    scored, ablated = designs.score_folders(RESULTS / "search"), designs.score_folders(RESULTS / "ablation")
     if not ablated:
         return []
     final = scored[key(FINAL)]
 
     def as_evidence(s: dict) -> dict:
-        return {"mean": s["last3_min_mean"], "std": s["last3_min_std"], "n": len(s["seeds"])}
+        return {"mean": s["worst"].mean, "std": s["worst"].std, "n": s["worst"].n}
 
     parts = [f"{s['label']} ({s['params']:,}): {versus(as_evidence(final), as_evidence(s))}"
-             for s in sorted(ablated.values(), key=lambda s: s["last3_min_mean"])]
+             for s in sorted(ablated.values(), key=lambda s: s["worst"].mean)]
     return [("What is each idea worth in the final model?", f"Ranked by what taking it away costs the final "
              f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, on seeds "
              f"{spans({seed for s in ablated.values() for seed in s['seeds']})} (the final: its {len(final['seeds'])} search seeds; "
@@ -295,7 +297,7 @@ def profile_summary() -> str:
                   + ", ".join(f"{kind} {share:.0f} %" for kind, share in r["op_kinds_percent"].items()) + "."]
         g = r.get("cuda_graph")
         if g:
-            lines += ["", "The same training step replayed as a CUDA graph (`helpers/cuda_graph.py`, which makes the "
+            lines += ["", "The same training step replayed as a CUDA graph (`helpers/_machinery/cuda_graph.py`, which makes the "
                           "batch inside the graph too), against the eager step, per step over whole epochs:", "",
                           "| | µs / step | launches / step | GPU kernels and copies / step |", "|---|---:|---:|---:|"]
             lines += [f"| {name} | {row['us_per_step']:,.0f} | {row['launches_per_step']:.1f} | "
@@ -330,14 +332,14 @@ def accuracy_table() -> str:
     lines.append("| mean ± std | " + " | ".join(f"{s['best']['mean']:.2f} ± {s['best']['std']:.2f} | "
                                               f"{s['last3_min']['mean']:.2f} ± {s['last3_min']['std']:.2f}"
                                               for s in stats) + " |")
-    held = sum(row["last3_min"] >= TARGET for row in r["reference"]["rows"])
+    held = SeedStats.of_table(r["reference"]).at_target
     lines += ["", f"{measured_model(r)} and its config, {r['reference']['epochs']} epochs, same initial weights per "
                   f"seed; through the reference pipeline {held} of {len(r['reference']['rows'])} seeds stay at "
                   f"≥ {TARGET} % on each of the last 3 epochs (`{record.relative_to(ROOT)}`, on {r['device']})."]
     for gpu_record in sorted(RESULTS.glob("*_seeds_cuda.json")):  # `python -m tools.bench --seeds-here` on a GPU
         g = json.loads(gpu_record.read_text())
         gpu, n = g["stats"]["last3_min"], len(g["rows"])
-        held = sum(row["last3_min"] >= TARGET for row in g["rows"])
+        held = SeedStats.of_table(g).at_target
         # the CPU's seeds of the same model: the notebook's own record, or the copy the reference record keeps
         cpu_tables = [t for t in (load_seeds(gpu_record.name.removesuffix("_seeds_cuda.json")), r.get("helpers"))
                       if t and t["params"] == g["params"]]
@@ -389,7 +391,7 @@ def journey_plot(result_files: list[str | Path]):
     x = range(len(steps))
     fig, (ax_acc, ax_params) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, height_ratios=[3, 2])
     ax_acc.plot(x, [h.best_test_acc for _, h in steps], "o-", label="best epoch (recorded seed)")
-    ax_acc.plot(x, [h.last3_min for _, h in steps], "s-", label="worst of the last 3 epochs (recorded seed)")
+    ax_acc.plot(x, [h.worst_of_last3 for _, h in steps], "s-", label="worst of the last 3 epochs (recorded seed)")
     # Where a step ran several seeds: the range of their worst-of-last-3 accuracies, and its mean.
     spread = [(i, json.loads(seeds.read_text())) for i, (name, _) in enumerate(steps)
               if (seeds := Path(result_files[0]).parent / f"{name}_seeds.json").exists()]

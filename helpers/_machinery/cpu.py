@@ -1,4 +1,4 @@
-"""One setting for training on a Linux CPU. A learner can skip this module: it changes no number a model computes."""
+"""The CPU: one malloc setting for training on Linux (it changes no number a model computes), and the device in words."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ def keep_freed_memory() -> bool:
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
     # Blocks up to 32 MiB (glibc's largest allowed) come from the heap, and up to 1 GiB of free heap is kept.
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
+def describe_device(device) -> str:
+    """The device in words, for logs and records: 'cuda (NVIDIA H100 ...)', 'cpu (2 threads)'."""
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        n = torch.get_num_threads()
+        return f"cpu ({n} thread{'s' if n != 1 else ''})"
+    return str(device)

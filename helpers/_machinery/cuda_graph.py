@@ -1,6 +1,6 @@
 """Speed on a GPU: the training step recorded once as a CUDA graph, then replayed for every batch.
 
-A learner can skip this module: it changes how fast a step runs on an NVIDIA
+Machinery, not the lesson: it changes how fast a step runs on an NVIDIA
 GPU, not what the step computes. ``fit`` uses it by itself on CUDA (pass
 ``cuda_graph=False`` to train eagerly) and never on a CPU or Apple's MPS.
 
@@ -36,7 +36,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from .data import FastLoader, affine, normalize
+from ..data import FastLoader, make_batch
 
 WARM_UP_STEPS = 3  # before recording: lets cuDNN pick its kernels and Adam create its state
 
@@ -53,28 +53,30 @@ def unsupported_reason(device: torch.device, config) -> str | None:
     return None
 
 
-def lr_schedule(config, steps_per_epoch: int) -> tuple[list[float], list[float]]:
-    """The lr and Adam's beta1 that each step of the run uses, in order, computed ahead.
+def graphed_training(model, config, device: torch.device, loader, planned_schedule, say) -> "GraphedTraining | None":
+    """``fit``'s one call: a ``GraphedTraining`` where a graph can run (a GPU, Adam), else None and, on CUDA,
+    a line saying why. ``planned_schedule(config, steps)`` is ``helpers.train.planned_schedule``."""
+    reason = unsupported_reason(device, config)
+    if reason is None:
+        return GraphedTraining(model, config, len(loader), loader=loader, plan=planned_schedule(config, len(loader)))
+    if device.type == "cuda":
+        say(f"CUDA graph: not used ({reason})")
+    return None
 
-    Made by stepping the very scheduler ``fit`` builds (``make_scheduler``) on a
-    dummy parameter, so the graph follows the same schedule as eager training.
-    """
-    from .train import make_optimizer, make_scheduler
 
-    dummy = torch.nn.Linear(1, 1)
-    optimizer = make_optimizer(dummy, config)
-    scheduler, per_batch = make_scheduler(optimizer, config, steps_per_epoch)
+def plan(schedule, epochs: int, steps_per_epoch: int) -> tuple[list[float], list[float]]:
+    """Every step's lr and Adam's beta1 (0 for SGD), in order, by stepping ``schedule`` (a
+    ``helpers.train.LrSchedule`` on a dummy parameter) as training would: the graph indexes them on the GPU."""
+    optimizer = schedule.optimizer
     optimizer.step()  # no gradients, so no change: only tells the scheduler that stepping has begun
     lrs, beta1s = [], []
-    for _ in range(config.epochs):
+    for _ in range(epochs):
         for _ in range(steps_per_epoch):
             group = optimizer.param_groups[0]
             lrs.append(float(group["lr"]))
             beta1s.append(float(group["betas"][0]) if "betas" in group else 0.0)
-            if scheduler is not None and per_batch:
-                scheduler.step()
-        if scheduler is not None and not per_batch:
-            scheduler.step()
+            schedule.after_batch()
+        schedule.after_epoch()
     return lrs, beta1s
 
 
@@ -86,11 +88,14 @@ class GraphedTraining:
     ``loader`` (a ``FastLoader``) to have its batches made inside the graph.
     """
 
-    def __init__(self, model: torch.nn.Module, config, steps_per_epoch: int, capture: bool = True,
-                 loader: FastLoader | None = None):
+    def __init__(self, model: torch.nn.Module, config, steps_per_epoch: int, *, plan: tuple[list[float], list[float]],
+                 capture: bool = True, loader: FastLoader | None = None):
         self.model, self.batch_size = model, config.batch_size
         device = next(model.parameters()).device
-        lrs, beta1s = lr_schedule(config, steps_per_epoch)
+        lrs, beta1s = plan  # every step's lr and beta1 (``plan``)
+        if len(lrs) != config.epochs * steps_per_epoch:
+            raise ValueError(f"the plan has {len(lrs)} steps; config.epochs x steps_per_epoch is "
+                             f"{config.epochs * steps_per_epoch}: make it with helpers.train.planned_schedule(config, steps_per_epoch)")
         self.host_lrs = lrs
         self.lrs = torch.tensor(lrs, dtype=torch.float32, device=device)
         self.beta1s = torch.tensor(beta1s, dtype=torch.float32, device=device)
@@ -168,11 +173,10 @@ class GraphedTraining:
             elif p.grad is not None:
                 p.grad.zero_()
 
-    def _plan_epoch(self) -> None:
-        """Draw the epoch's shuffle and every image's rotation, shift and zoom, as FastLoader seeds them."""
+    def plan_epoch(self) -> None:
+        """Draw the epoch's shuffle and every image's rotation, shift and zoom, seeded as FastLoader seeds them."""
         loader = self.loader
-        loader.epoch += 1
-        generator = torch.Generator(device=self.order.device).manual_seed(loader.seed * 1_000 + loader.epoch)
+        generator = loader.next_epoch()
         n = len(loader.labels)
         if loader.shuffle:
             self.order.copy_(torch.randperm(n, device=self.order.device, generator=generator))
@@ -180,19 +184,16 @@ class GraphedTraining:
             self.uniform.copy_(torch.rand(4, n, device=self.order.device, generator=generator))
         self.position.zero_()
 
-    def _batch(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch at these positions of the epoch's order: FastLoader's batch, made from GPU indices."""
+    def batch_at(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch at these positions of the epoch's order (``plan_epoch``): FastLoader's batch, made from GPU indices."""
         loader = self.loader
         rows = self.order.gather(0, positions)
-        X = loader.images.index_select(0, rows).float().div_(255)
-        if loader.augments:
-            u = 2 * self.uniform.index_select(1, positions) - 1  # four numbers in [-1, 1] per image
-            X = affine(X, u[0] * loader.degrees, u[1] * loader.translate, u[2] * loader.translate,
-                       1 + u[3] * loader.scale)
-        return normalize(X), loader.labels.index_select(0, rows)
+        uniform = self.uniform.index_select(1, positions) if loader.augments else None
+        X = make_batch(loader.images.index_select(0, rows), uniform, loader.degrees, loader.translate, loader.scale)
+        return X, loader.labels.index_select(0, rows)
 
     def _step_from_plan(self) -> None:
-        X, y = self._batch(self.position + self.offsets)
+        X, y = self.batch_at(self.position + self.offsets)
         self.position += self.batch_size
         self._step(X, y)
 
@@ -262,7 +263,7 @@ class GraphedTraining:
         """One epoch with the batches made inside the graph: one replay per full batch."""
         n, full = len(self.loader.labels), len(self.loader.labels) // self.batch_size
         self._check_schedule(len(self.loader))
-        self._plan_epoch()
+        self.plan_epoch()
         for _ in range(full):
             if self.graph is not None:
                 self.graph.replay()
@@ -271,6 +272,6 @@ class GraphedTraining:
                 self._step_from_plan()
         if n > full * self.batch_size:  # the last, smaller batch: the same step, eagerly
             self._zero_grad(set_to_none=False)
-            X, y = self._batch(torch.arange(full * self.batch_size, n, device=self.order.device))
+            X, y = self.batch_at(torch.arange(full * self.batch_size, n, device=self.order.device))
             self._step(X, y)
         return self.loss_sum.item() / n, 100.0 * self.correct.item() / n

