@@ -63,9 +63,9 @@ class History:
         """1-based epochs whose test accuracy is at least 99.4 %."""
         return [i + 1 for i, acc in enumerate(self.test_acc) if acc >= TARGET]
 
-    @property
-    def seconds_per_epoch(self) -> float:
-        return sum(self.seconds) / len(self.seconds)
+    seconds_per_epoch = property(lambda self: sum(self.seconds) / len(self.seconds), doc="the mean")
+    median_seconds_per_epoch = property(lambda self: statistics.median(self.seconds),
+                                        doc="what a reader is shown: one stalled epoch pulls the mean up")
 
     def summary(self) -> dict:
         """The numbers a reader looks for first (stored with the history; ``last3_min`` is the worst of the last 3)."""
