@@ -14,10 +14,8 @@ differences in boilerplate, so a design is a string of tokens, in forward order:
 "c8 c8 p c10 c10 c12 c12 h" is two convolutions, a max-pool, four
 convolutions and the GAP head. Every convolution but the head's is followed by
 BatchNorm (unless ``batchnorm=False``: then it keeps its bias), ReLU and, when
-``dropout`` is above 0, ``Dropout2d``: the notebooks' ``conv_bn``.
-
-A candidate is scored the way the series scores a step: the worst test
-accuracy of its last 3 epochs, over seeds (``helpers.records.SeedStats``).
+``dropout`` is above 0, ``Dropout2d``: the notebooks' ``conv_bn``. A candidate is scored as a step is,
+by ``helpers.records.SeedStats``.
 """
 
 from __future__ import annotations
@@ -169,9 +167,8 @@ def ablation_table(final: dict, variants: dict[str, dict]) -> str:
 
 
 def held_out_table(records: list[dict]) -> str:
-    """The held-out check (trained on the first 50,000 training images), epoch by epoch: accuracy on the
-    10,000 held-out training images next to the test set's. If the test set had been overfitted by
-    choosing on it, the test column would sit clearly above the held-out one."""
+    """The held-out check (trained on 50,000 training images), epoch by epoch: the 10,000 held out beside the
+    test set. Had choosing on the test set overfitted it, the test column would sit clearly above."""
     records = sorted(records, key=lambda r: r["seed"])
     lines = ["epoch" + "".join(f"{'seed ' + str(r['seed']) + ': held out':>22}{'test':>8}" for r in records)]
     for epoch in range(len(records[0]["test_acc"])):

@@ -24,12 +24,8 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, rows: int = 4, cols:
 
 
 def training_curves(history: History, title: str = ""):
-    """Loss and accuracy per epoch, train against test: the gap tells over- from under-fitting.
-
-    The running train accuracy is measured while dropout and augmentation are
-    on; when the history has it, the clean one (eval mode, unaugmented
-    training images) is drawn too, and that is the one to compare with test.
-    """
+    """Loss and accuracy per epoch, train against test: the gap tells over- from under-fitting. Compare test with
+    the clean train accuracy (eval mode, unaugmented images), not the running one (dropout, augmentation on)."""
     epochs = range(1, history.epochs + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     ax_loss.plot(epochs, history.train_loss, "o-", label="train (running)")
@@ -87,12 +83,8 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int
 
 
 def receptive_field_picture(model: torch.nn.Module, image: torch.Tensor, cols: int = 6):
-    """One digit per layer, with the square of it that the centre pixel of that layer's output sees (step 01).
-
-    Drawn from the same numbers as ``receptive_field_table``: the square is
-    the receptive field, centred where that pixel looks; parts of it outside
-    the image are the zero padding the network sees there.
-    """
+    """One digit per layer, with the square of it that the centre pixel of that layer's output sees (step 01):
+    ``receptive_field_table``'s numbers; a square reaching outside the image sees zero padding there."""
     from .summary import receptive_field_table
 
     rows = receptive_field_table(model, tuple(image.shape[-3:]))
@@ -133,10 +125,8 @@ def first_layer_kernels(model: torch.nn.Module, cols: int = 8):
 
 @torch.no_grad()
 def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8):
-    """One digit through the network: the first ``per_layer`` maps each 3x3 convolution outputs, a row per layer.
-
-    ``image`` as MNIST stores it (uint8, 0-255: it is scaled and normalized as the loaders do) or already
-    as the network sees it (float)."""
+    """One digit (uint8 as MNIST stores it, or as the network sees it) through the network: the first
+    ``per_layer`` maps each 3x3 convolution outputs, a row per layer."""
     if image.dtype == torch.uint8:
         image = data.normalize(image.float() / 255)
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
@@ -157,15 +147,9 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8
 
 
 def search_map(groups: dict[str, dict[str, dict]], chosen: tuple[str, str] | None = None, budget: int | None = None):
-    """A search as one picture (step 12): parameters against the worst of the last 3 epochs.
-
-    ``groups`` maps a label (e.g. "GPU screen, seed 1") to ``helpers.designs.score_folders``
-    of one records folder. Each candidate is a dot at its mean over seeds, with a
-    bar from its lowest to its highest seed; hollow dots had fewer than 3 seeds,
-    so their place is a guess. Groups sit a little apart left to right, so that a
-    design tried in two groups shows twice. ``chosen`` (group label, key) is
-    ringed; ``budget`` draws the parameter limit.
-    """
+    """A search as one picture (step 12): each design's parameters against its worst of the last 3 epochs, a dot
+    at the mean over seeds (hollow: under 3 seeds, a guess) and a bar from its lowest to its highest seed.
+    ``groups``: {label: ``designs.score_folders(folder)``}; ``chosen``: (label, key), ringed."""
     fig, ax = plt.subplots(figsize=(10, 5.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, ((label, scores), marker, color) in enumerate(zip(groups.items(), "osD^v", colors)):

@@ -36,22 +36,14 @@ class History:
     raw_test_acc: list[float] = field(default_factory=list)     # with weight averaging: the raw weights' test accuracy
     extra_acc: dict[str, list[float]] = field(default_factory=dict)  # accuracy on other sets fit was asked to measure
 
-    @property
-    def epochs(self) -> int:
-        return len(self.test_acc)
-
-    @property
-    def best_test_acc(self) -> float:
-        return max(self.test_acc)
+    epochs = property(lambda self: len(self.test_acc))
+    best_test_acc = property(lambda self: max(self.test_acc))
+    last_test_acc = property(lambda self: self.test_acc[-1])
 
     @property
     def best_epoch(self) -> int:
         """1-based epoch of the best test accuracy (the first, if tied)."""
         return self.test_acc.index(self.best_test_acc) + 1
-
-    @property
-    def last_test_acc(self) -> float:
-        return self.test_acc[-1]
 
     @property
     def worst_of_last3(self) -> float:
@@ -157,6 +149,36 @@ class SeedStats:
     at_target = property(lambda self: sum(w >= TARGET for w in self.worst.values()), doc="seeds at the bar")
     all_at_target = property(lambda self: self.at_target == self.n)
     misses = property(lambda self: {seed: w for seed, w in self.worst.items() if w < TARGET})
+
+    def paired(self, before: "SeedStats") -> "Paired":
+        """This design against ``before``, seed by seed: each common seed's difference (this - before), their
+        mean and its 95 % t interval. The same seed draws the same luck on both sides, so the differences
+        vary far less than either side: the comparison sees smaller effects with fewer seeds."""
+        from scipy import stats
+
+        seeds = [seed for seed in self.worst if seed in before.worst]
+        if len(seeds) < 2:
+            raise ValueError(f"a paired comparison needs 2+ seeds run on both sides; common seeds: {seeds}")
+        differences = [self.worst[seed] - before.worst[seed] for seed in seeds]
+        mean, sd = statistics.fmean(differences), statistics.stdev(differences)
+        half = stats.t.ppf(0.975, len(seeds) - 1) * sd / len(seeds) ** 0.5
+        return Paired(seeds, differences, mean, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A paired difference over seeds: ``shown`` when its 95 % interval excludes zero, else not shown (never "no effect")."""
+
+    seeds: list[int]
+    differences: list[float]
+    mean: float
+    low: float
+    high: float
+    shown = property(lambda self: self.low > 0 or self.high < 0)
+
+    def __str__(self) -> str:
+        verdict = "shown" if self.shown else f"not shown with {len(self.seeds)} seeds"
+        return f"{self.mean:+.2f} points (95 % interval {self.low:+.2f} to {self.high:+.2f}; {verdict})"
 
 
 def seed_summary(histories: list[History]) -> dict:

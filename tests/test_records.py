@@ -124,3 +124,18 @@ def test_load_weights_reads_what_save_run_wrote(tmp_path, monkeypatch, capsys):
         records.load_weights(nn.Linear(3, 2), "98_missing")
 
 
+
+
+def test_a_paired_difference_and_its_t_interval_by_hand():
+    """Seeds 1-3 on both sides: differences 0.10, 0.20, 0.15 -> mean 0.15, sd 0.05, and with 2 degrees of freedom
+    t = 4.303 (a table's value), so the half-width is 4.303 * 0.05 / sqrt(3) = 0.1242."""
+    before = SeedStats({1: 99.30, 2: 99.20, 3: 99.25, 4: 99.9})
+    after = SeedStats({1: 99.40, 2: 99.40, 3: 99.40})
+    paired = after.paired(before)
+    assert paired.seeds == [1, 2, 3], "only the seeds both sides ran"
+    assert paired.mean == pytest.approx(0.15) and paired.high - paired.mean == pytest.approx(0.1242, abs=1e-4)
+    assert paired.shown and str(paired).startswith("+0.15 points (95 % interval +0.03 to +0.27; shown)")
+    same_luck = SeedStats({1: 99.31, 2: 99.19, 3: 99.26}).paired(before)
+    assert not same_luck.shown and "not shown with 3 seeds" in str(same_luck)
+    with pytest.raises(ValueError, match="2\\+ seeds"):
+        SeedStats({4: 99.5}).paired(before)

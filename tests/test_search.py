@@ -111,3 +111,18 @@ def test_each_recipe_changes_only_the_training_of_the_final(tmp_path, mnist_root
     assert search.main(["--recipes", "--seeds", "1", "--out", str(tmp_path / "recipes")]) == 0
     record = json.loads((tmp_path / "recipes" / "c4-p-c8-h_ema_decay=0.9__seed1.json").read_text())
     assert record["label"] == "weight averaging" and len(record["raw_test_acc"]) == len(record["test_acc"]) == 1
+
+
+def test_the_recipe_table_pairs_each_recipe_with_the_finals_own_seeds(tmp_path):
+    from tests.test_designs import run
+
+    final = search.key(search.FINAL)
+    for seed, last3 in ((1, [99.5] * 3), (2, [99.4] * 3), (3, [99.6] * 3)):
+        (tmp_path / f"{final}__seed{seed}.json").write_text(json.dumps(run(seed, last3, key=final)))
+    for seed, last3 in ((1, [99.6] * 3), (2, [99.6] * 3)):  # +0.10 and +0.20 on the seeds both ran
+        record = run(seed, last3, key="other") | {"label": "a recipe"}
+        (tmp_path / f"other__seed{seed}.json").write_text(json.dumps(record))
+    lines = search.paired_table(tmp_path).splitlines()
+    row = next(line for line in lines if line.startswith("a recipe"))
+    # differences 0.1, 0.2: mean 0.15, sd 0.0707, t(1 df) = 12.71: half-width 0.635
+    assert "+0.15 points (95 % interval -0.49 to +0.79; not shown with 2 seeds)" in row

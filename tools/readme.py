@@ -194,15 +194,16 @@ def design_table() -> str:
         ("Where does max-pooling go?", "Once, after receptive field 5, when edges and stroke pieces exist",
          f"Step 10 → 11 (pool one convolution earlier, {params('10_channel_distribution')} → "
          f"{params('11_maxpool_position')} parameters): {compare('10_channel_distribution', '11_maxpool_position')}"),
-        ("Why 1×1 convolutions after the pool?", "They cut the channel count cheaply (no neighbours), so the next "
-         "block starts small", "Step 01: the transition 32 → 8 costs 264 parameters"),
+        ("Why 1×1 convolutions after the pool?", "In steps 01–11 a 1×1 cuts the channel count cheaply (it sees no "
+         "neighbours), so the next block starts small; the design step 12's search chose has none",
+         "Step 01: the transition 32 → 8 costs 264 parameters"),
         ("Fully connected head?", "No: a 1×1 convolution to 10 maps, then global average pooling",
          f"Step 01, GAP ({params('01_vanilla')} parameters) → flatten + linear ({params('01_flatten_head')}): "
          f"{compare('01_vanilla', '01_flatten_head')}; GAP is the cheaper head"),
         ("BatchNorm?", "After every convolution but the last",
          f"Step 02 → 03: {compare('02_fewer_parameters', '03_batchnorm')}; after one epoch "
          f"{first_epoch('02_fewer_parameters'):.2f} % → {first_epoch('03_batchnorm'):.2f} % (recorded seed)"),
-        ("Dropout?", "`Dropout2d` (whole maps), small: 0.02 in steps 04–11; none in the final model (see the last row)",
+        ("Dropout?", "`Dropout2d` (whole maps), small: 0.05 in steps 04–08, 0.02 in 09–11; none in the final model (see the last row)",
          f"Step 03 → 04 (0.05): {compare('03_batchnorm', '04_dropout')}; step 08 → 09 (0.05 → 0.02): "
          f"{compare('08_learning_rate', '09_dropout_value')}"),
         ("Augmentation?", "Random rotation ±7° in the journey; the final model also shifts (±10°, up to 5 %)",

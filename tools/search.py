@@ -221,6 +221,23 @@ def summary_table(out: Path) -> str:
     return table(score_folders(out))
 
 
+def paired_table(out: Path) -> str:
+    """Each recipe of a folder against the final's own recipe recorded there, seed by seed (the paired
+    comparison of ``SeedStats.paired``): python -m tools.search --recipes --summary."""
+    scored = score_folders(out)
+    base = scored.get(key(FINAL))
+    if base is None:
+        return f"no record of the final's own recipe ({key(FINAL)}) in {out}"
+    lines = [f"{'recipe':38}{'seeds':>8}{'worst of last 3':>18}{'lowest':>8}{'at the bar':>11}  against the final's recipe, paired"]
+    for k, s in sorted(scored.items(), key=lambda item: item[0] != key(FINAL)):
+        w = s["worst"]
+        against = "" if k == key(FINAL) else (str(w.paired(base["worst"])) if len(set(w.seeds) & set(base["seeds"])) > 1
+                                               else "(fewer than 2 common seeds)")
+        lines.append(f"{s['label'][:37]:38}{w.n:>8}{f'{w.mean:.2f} ± {w.std:.2f}':>18}{w.lowest:>8.2f}"
+                     f"{f'{w.at_target} of {w.n}':>11}  {against}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", type=int, nargs="*", default=[], help="stage number(s) to train")
@@ -261,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.recipes and args.out == parser.get_default("out"):
         args.out = args.out.parent / "recipes"
     if args.summary:
-        print(summary_table(args.out))
+        print(paired_table(args.out) if args.recipes else summary_table(args.out))
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
