@@ -9,6 +9,7 @@ differences in boilerplate, so a design is a string of tokens, in forward order:
     tN   1x1 convolution to N channels (a transition: mixes channels, sees no neighbours)
     p    2x2 max-pool
     h    the head: 1x1 convolution to 10 maps, global average pooling
+    k    a 3x3 head instead: 3x3 convolution to 10 maps (no padding), global average pooling
     fN   a flatten head instead: 1x1 convolution to N maps, flatten, a linear layer to 10
 
 "c8 c8 p c10 c10 c12 c12 h" is two convolutions, a max-pool, four
@@ -61,12 +62,12 @@ def build(arch: str, dropout: float = 0.0, batchnorm: bool = True) -> nn.Sequent
         elif token == "p":
             layers.append(nn.MaxPool2d(2))
             size //= 2
-        elif token == "h":
-            layers += [nn.Conv2d(channels, 10, 1, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        elif token in ("h", "k"):
+            layers += [nn.Conv2d(channels, 10, 1 if token == "h" else 3, bias=False), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         else:
-            raise ValueError(f"unknown token {token!r} in {arch!r}; use cN, CN, sN, tN, p, h or fN")
-    if not tokens or tokens[-1][0] not in "hf" or any(t[0] in "hf" for t in tokens[:-1]):
-        raise ValueError(f"{arch!r} must end with a head, 'h' or 'fN', and have no other")
+            raise ValueError(f"unknown token {token!r} in {arch!r}; use cN, CN, sN, tN, p, h, k or fN")
+    if not tokens or tokens[-1][0] not in "hkf" or any(t[0] in "hkf" for t in tokens[:-1]):
+        raise ValueError(f"{arch!r} must end with a head, 'h', 'k' or 'fN', and have no other")
     return nn.Sequential(*layers)
 
 

@@ -158,3 +158,12 @@ def test_padding_separable_and_transition_tokens():
 def test_bad_architectures_are_named(arch):
     with pytest.raises(ValueError, match="token|must end|no other"):
         designs.build(arch)
+
+
+def test_the_smallest_published_layout_has_its_published_parameter_count():
+    """Padding 1, two pools (28 -> 14 -> 7), a 1x1 to 8, a 1x1 to 10, then a 3x3 head to 10 maps of 5x5 and
+    average pooling: 4,968 parameters, the count the published run states."""
+    model = designs.build("C4 C8 p C10 C16 p t8 C16 t10 k")
+    assert count_parameters(model) == 4_968
+    assert [r["output"] for r in receptive_field_table(model)][-2:] == [5, 1]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

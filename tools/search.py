@@ -104,6 +104,13 @@ STAGES: dict[int, list[dict]] = {
         candidate("c8 c8 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05),
         candidate("c8 c10 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05),
     ],
+    # 7: under the smallest published run at this bar (4,968 parameters, one run): its layout (padding 1, two
+    #    pools, 1x1s to 8 and 10, a 3x3 head) and a neighbour with a wider first layer, on the final's recipe,
+    #    three seeds each; the recipe comparison (results/recipes/) had found nothing better on seeds 1-2.
+    7: [
+        candidate("C4 C8 p C10 C16 p t8 C16 t10 k", degrees=10.0, translate=0.05),
+        candidate("C6 C8 p C10 C16 p t8 C14 t10 k", degrees=10.0, translate=0.05),
+    ],
 }
 
 
