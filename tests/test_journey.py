@@ -147,12 +147,25 @@ def test_runner_reports_unknown_steps(capsys):
     assert "no notebooks match" in capsys.readouterr().err
 
 
-def test_readme_generated_sections_are_up_to_date():
-    text = readme.README.read_text()
+@pytest.mark.parametrize("page", list(readme.PAGES), ids=lambda page: page.name)
+def test_generated_sections_are_up_to_date(page):
+    text = page.read_text()
     spans = readme.readme_sections(text)
-    assert set(spans) == set(readme.SECTIONS), "the README lost a generated section's markers"
+    assert set(spans) == set(readme.PAGES[page]), f"{page.name} lost (or gained) a generated section's markers"
     for name, (start, end) in spans.items():
         assert text[start:end].strip() == readme.SECTIONS[name](), f"stale {name}: run `python -m tools.journey --readme-only`"
+
+
+def test_every_generated_section_has_one_page():
+    assert sorted(name for names in readme.PAGES.values() for name in names) == sorted(readme.SECTIONS)
+
+
+def test_the_readme_stays_learner_sized_and_links_every_doc():
+    text = readme.README.read_text()
+    assert len(text.split()) <= 1_800, len(text.split())
+    for page in readme.PAGES:
+        if page != readme.README:
+            assert f"(docs/{page.name})" in text, page.name
 
 
 # The records a step reads besides its own results/NN_*.json: the search's runs (step 12 shows the search,
@@ -283,10 +296,11 @@ def test_the_headline_counts_the_rules_seeds_and_the_final_notebooks_together():
         "a seed counted twice is not added"
 
 
-def test_readme_prose_quotes_only_recorded_accuracies():
-    """Outside the generated sections, every 'NN.NN %' in the README is a number a recorded run printed."""
+@pytest.mark.parametrize("page", list(readme.PAGES), ids=lambda page: page.name)
+def test_readme_prose_quotes_only_recorded_accuracies(page):
+    """Outside the generated sections, every 'NN.NN %' in the README and docs/ is a number a recorded run printed."""
 
-    text = readme.README.read_text()
+    text = page.read_text()
     for start, end in sorted(readme.readme_sections(text).values(), reverse=True):
         text = text[:start] + text[end:]
     quoted = set(re.findall(r"(\d{2}\.\d{2}) ?%", text))

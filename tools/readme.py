@@ -1,9 +1,9 @@
-"""The README's generated sections and images/journey.png, from the records in results/.
+"""The generated sections of README.md and docs/, and images/journey.png, from the records in results/.
 
     python -m tools.readme      # the same as python -m tools.journey --readme-only
 
 Each section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in
-README.md; nothing between those marks is typed by hand.
+its page (``PAGES``); nothing between those marks is typed by hand.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .project import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_titl
 from .search import BUDGET, FINAL, LIMIT, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 
 
 def journey_table() -> str:
@@ -355,10 +356,13 @@ def accuracy_table() -> str:
 
 SECTIONS = {"journey-table": journey_table, "headline": headline, "design": design_table, "bench": bench_table,
             "accuracy": accuracy_table, "profile": profile_summary}
+# Which page holds which section: the README is for learners; measurements and design evidence sit in docs/.
+PAGES = {README: ("headline", "journey-table"), DOCS / "design.md": ("design",),
+         DOCS / "speed.md": ("bench", "profile", "accuracy")}
 
 
 def readme_sections(text: str) -> dict[str, tuple[int, int]]:
-    """Where each generated section sits in the README: between <!-- NAME:start --> and <!-- NAME:end -->."""
+    """Where each generated section sits in a page: between <!-- NAME:start --> and <!-- NAME:end -->."""
     spans = {}
     for name in SECTIONS:
         start_mark, end_mark = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
@@ -367,22 +371,27 @@ def readme_sections(text: str) -> dict[str, tuple[int, int]]:
     return spans
 
 
-def update_readme(readme: Path = README) -> bool:
-    """Regenerate the README's generated sections and images/journey.png. True if the README changed."""
-    text = readme.read_text()
+def update_page(page: Path) -> bool:
+    """Regenerate one page's sections. True if it changed."""
+    text = page.read_text()
     new = text
     for name in SECTIONS:
         span = readme_sections(new).get(name)
         if span:
             new = new[:span[0]] + "\n" + SECTIONS[name]() + "\n" + new[span[1]:]
+    if new != text:
+        page.write_text(new)
+    return new != text
+
+
+def update_readme() -> bool:
+    """Regenerate every page's generated sections and images/journey.png. True if any page changed."""
+    changed = [update_page(page) for page in PAGES]
     records = [RESULTS / f"{p.stem}.json" for p in notebook_paths() if (RESULTS / f"{p.stem}.json").exists()]
     if records:
         (ROOT / "images").mkdir(exist_ok=True)
         journey_plot(records).savefig(ROOT / "images" / "journey.png", dpi=110)
-    if new != text:
-        readme.write_text(new)
-        return True
-    return False
+    return any(changed)
 
 
 def journey_plot(result_files: list[str | Path]):
