@@ -72,20 +72,19 @@ def affine(X: torch.Tensor, angle: torch.Tensor, shift_x: torch.Tensor, shift_y:
 
 def random_affine(X: torch.Tensor, degrees: float = 0.0, translate: float = 0.0, scale: float = 0.0,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each image of the batch gets its own random rotation, shift and zoom (step 05).
+    """Each image of the batch gets its own random rotation, shift and zoom (step 05): angles from [-degrees,
+    degrees], x and y shifts from [-translate, translate] (fractions of the size), zooms from [1 - scale, 1 + scale]."""
+    return affine_from_uniform(X, draw_uniform(X.shape[0], X.device, generator), degrees, translate, scale)
 
-    Angles are drawn from [-degrees, degrees], shifts in x and y from
-    [-translate, translate] (fractions of the image size), zooms from
-    [1 - scale, 1 + scale].
-    """
-    uniform = torch.stack([torch.rand(X.shape[0], device=X.device, generator=generator) for _ in range(4)])
-    return affine_from_uniform(X, uniform, degrees, translate, scale)
+
+def draw_uniform(n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(4, n) numbers in [0, 1): for each image its angle, x shift, y shift and zoom, drawn in that order."""
+    return torch.stack([torch.rand(n, device=device, generator=generator) for _ in range(4)])
 
 
 def affine_from_uniform(X: torch.Tensor, uniform: torch.Tensor, degrees: float, translate: float,
                         scale: float) -> torch.Tensor:
-    """``random_affine`` with its random numbers given: ``uniform`` is (4, N) in [0, 1), one row each for
-    the angle, the x and y shifts and the zoom. (The CUDA graph draws them ahead for a whole epoch.)"""
+    """``random_affine`` with its random numbers given (``draw_uniform``'s rows; the CUDA graph draws an epoch's ahead)."""
     angle, shift_x, shift_y, zoom = (centre + (2 * u - 1) * half_width for u, half_width, centre in
                                      zip(uniform, (degrees, translate, translate, scale), (0.0, 0.0, 0.0, 1.0)))
     return affine(X, angle, shift_x, shift_y, zoom)
@@ -137,8 +136,7 @@ class FastLoader:
             else:
                 index = order[start:start + self.batch_size]
                 X, y = self.images[index], self.labels[index]
-            uniform = (torch.stack([torch.rand(len(y), device=self.device, generator=generator) for _ in range(4)])
-                       if self.augments else None)
+            uniform = draw_uniform(len(y), self.device, generator) if self.augments else None
             yield make_batch(X, uniform, self.degrees, self.translate, self.scale), y
 
 

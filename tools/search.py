@@ -237,9 +237,12 @@ def paired_table(out: Path) -> str:
         return f"no record of the final's own recipe ({key(FINAL)}) in {out}"
     lines = [f"{'recipe':38}{'seeds':>8}{'worst of last 3':>18}{'lowest':>8}{'at the bar':>11}  against the final's recipe, paired"]
     for k, s in sorted(scored.items(), key=lambda item: item[0] != key(FINAL)):
-        w = s["worst"]
-        against = "" if k == key(FINAL) else (str(w.paired(base["worst"])) if len(set(w.seeds) & set(base["seeds"])) > 1
-                                               else "(fewer than 2 common seeds)")
+        w, against = s["worst"], ""
+        if k != key(FINAL):
+            try:
+                against = str(w.paired(base["worst"]))
+            except ValueError:  # paired needs 2+ seeds that both sides ran
+                against = "(fewer than 2 common seeds)"
         lines.append(f"{s['label'][:37]:38}{w.n:>8}{f'{w.mean:.2f} ± {w.std:.2f}':>18}{w.lowest:>8.2f}"
                      f"{f'{w.at_target} of {w.n}':>11}  {against}")
     return "\n".join(lines)
