@@ -142,26 +142,14 @@ def seed_grid(grouped: dict[str, list[dict]]) -> str:
     return "\n".join(lines + [f"{'':>34} * under {TARGET} % on one of the last 3 epochs"])
 
 
-def noise(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
-    """Twice the standard error of a difference of two means: the series' rule calls a difference
-    an effect only when it is larger than this."""
-    return 2 * (std_a ** 2 / n_a + std_b ** 2 / n_b) ** 0.5
-
-
-def verdict(difference: float, margin: float) -> str:
-    """The series' rule in words: an effect only beyond the noise (``noise``)."""
-    return "an effect" if abs(difference) > margin else "within the noise"
-
-
 def ablation_table(final: dict, variants: dict[str, dict]) -> str:
-    """The final model's ``score`` against each variant's: what taking one idea away costs, and whether
-    that is more than the seeds' noise."""
-    lines = [f"{'':34}{'params':>7}{'seeds':>6}{'worst of last 3':>19}{'lowest':>8}{'epochs>=99.4':>13}  vs the final",
-             "-" * 112]
+    """The final model's ``score_design`` against each variant's: what taking one idea away costs, paired
+    on the seeds both ran (``SeedStats.paired``)."""
+    lines = [f"{'':34}{'params':>7}{'seeds':>6}{'worst of last 3':>19}{'lowest':>8}{'epochs>=99.4':>13}  vs the final, paired",
+             "-" * 130]
     for label, s in {"the final model": final, **variants}.items():
-        w, f = s["worst"], final["worst"]
-        diff, margin = w.mean - f.mean, noise(w.std, w.n, f.std, f.n)
-        against = "" if s is final else f"{diff:+.2f} (noise ±{margin:.2f}: {verdict(diff, margin)})"
+        w = s["worst"]
+        against = "" if s is final else str(w.paired(final["worst"]))
         lines.append(f"{label:34}{s['params']:>7,}{w.n:>6}{f'{w.mean:.2f} ± {w.std:.2f}':>19}{w.lowest:>8.2f}"
                      f"{s['epochs_at_target_mean']:>13.1f}  {against}")
     return "\n".join(lines)

@@ -1,13 +1,15 @@
-"""Pictures of the data, of a run and of what a network sees. Each function returns its matplotlib Figure."""
+"""Pictures of the data, of a run, of seeds and of what a network sees. Each function returns its matplotlib Figure."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import matplotlib.pyplot as plt
 import torch
 
-from . import data
-from .records import TARGET, History
-from .summary import run_with_hooks
+from . import data, train
+from .records import TARGET, History, SeedStats
+from .summary import receptive_field_table, run_with_hooks
 
 
 def sample_grid(images: torch.Tensor, labels: torch.Tensor, rows: int = 4, cols: int = 10, title: str = ""):
@@ -27,7 +29,10 @@ def training_curves(history: History, title: str = ""):
     """Loss and accuracy per epoch, train against test: the gap tells over- from under-fitting. Compare test with
     the clean train accuracy (eval mode, unaugmented images), not the running one (dropout, augmentation on)."""
     epochs = range(1, history.epochs + 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
+    scheduled = history.config.get("scheduler", "none") != "none"  # from step 06 on, a third panel: the lr itself
+    fig, (ax_loss, ax_acc, *ax_lr) = plt.subplots(1, 3 if scheduled else 2, figsize=(15 if scheduled else 11, 3.8))
+    if scheduled:
+        lr_panel(ax_lr[0], history)
     ax_loss.plot(epochs, history.train_loss, "o-", label="train (running)")
     ax_loss.plot(epochs, history.test_loss, "o-", label="test")
     ax_loss.set(xlabel="epoch", ylabel="loss (log scale)", title="loss", yscale="log")
@@ -47,6 +52,132 @@ def training_curves(history: History, title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def lr_panel(ax, history: History) -> None:
+    """The lr of every training step, as the schedule planned it, against the epoch (fractional: a step
+    of epoch 5 halfway through is at 4.5); a dot per epoch at the lr it started with (``history.lr``)."""
+    config = train.Config(**{k: v for k, v in history.config.items() if k in train.Config.__dataclass_fields__})
+    steps = -(-len(data.load_mnist(True)[1]) // config.batch_size)  # batches per epoch, the last one short
+    lrs, _ = train.planned_schedule(dataclasses.replace(config, epochs=history.epochs), steps)
+    ax.plot([i / steps for i in range(len(lrs))], lrs, linewidth=1.5, label="every step")
+    ax.plot(range(history.epochs), history.lr, "o", markersize=4, label="start of each epoch")
+    peak = max(range(len(lrs)), key=lrs.__getitem__)
+    ax.annotate(f"peak {lrs[peak]:.3g}, in epoch {peak // steps + 1}", (peak / steps, lrs[peak]),
+                textcoords="offset points", xytext=(8, -4), fontsize=9)
+    ax.set(xlabel="epoch (a step's position: 4.5 is halfway through epoch 5)", ylabel="learning rate",
+           title="learning rate")
+
+
+def seed_dots(steps: dict[str, SeedStats], title: str = ""):
+    """Each seed's worst of the last 3 epochs as a dot, one column per step, a line joining the same seed
+    across steps: the picture of a paired comparison. Lines that all slope the same way are an effect the
+    seeds agree on, even when the columns' spreads overlap."""
+    fig, ax = plt.subplots(figsize=(2.2 + 1.8 * len(steps), 3.8))
+    columns = list(steps.values())
+    seeds = sorted(set().union(*(s.worst for s in columns)))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for seed, color in zip(seeds, colors * len(seeds)):
+        x = [i for i, s in enumerate(columns) if seed in s.worst]
+        ax.plot(x, [columns[i].worst[seed] for i in x], "o-", color=color, label=f"seed {seed}", markersize=7)
+    for i, s in enumerate(columns):
+        ax.plot([i - 0.2, i + 0.2], [s.mean] * 2, color="black", linewidth=2, gid="mean")
+    ax.plot([], [], color="black", linewidth=2, label="mean")
+    ax.axhline(TARGET, color="gray", linestyle="--", linewidth=1)
+    ax.set(xticks=range(len(steps)), xticklabels=list(steps), xlim=(-0.5, len(steps) - 0.5),
+           ylabel="worst of the last 3 epochs (%)", title=title or "each seed, across steps")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def relu_inputs(models: dict[str, torch.nn.Module], images: torch.Tensor, layers: int = 3):
+    """What each channel hands its ReLU, per model: a bar from the 5th to the 95th percentile over a batch
+    of digits and a dot at the median, for the first ``layers`` 3x3 convolutions (step 03). Without
+    BatchNorm every channel has its own offset and scale; with it they all start from mean 0 and
+    variance 1 (then their learned shift and scale). Returns the figure and, per model, a (channels, 3)
+    tensor of (5th, 50th, 95th) percentiles per layer."""
+    drawn: dict[str, list[torch.Tensor]] = {}
+    for label, model in models.items():
+        relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+        seen: list[torch.Tensor] = []
+        run_with_hooks(model, images, {m: (lambda mod, inp, out: seen.append(inp[0].transpose(0, 1).flatten(1)))
+                                       for m in relus})
+        drawn[label] = [torch.quantile(x.cpu(), torch.tensor([0.05, 0.5, 0.95]), dim=1).T for x in seen[:layers]]
+    fig, axes = plt.subplots(len(models), layers, figsize=(4.2 * layers, 2.6 * len(models)), squeeze=False,
+                             sharey="col")
+    for row, (label, per_layer) in zip(axes, drawn.items()):
+        for layer, (ax, q) in enumerate(zip(row, per_layer), 1):
+            ax.vlines(range(len(q)), q[:, 0], q[:, 2], linewidth=3, alpha=0.6)
+            ax.plot(range(len(q)), q[:, 1], "k.", markersize=5)
+            ax.axhline(0, color="gray", linewidth=0.8)
+            ax.set(title=f"{label}: convolution {layer}", xlabel="channel")
+        row[0].set_ylabel("value into the ReLU")
+    fig.suptitle("what each channel hands its ReLU: 5th to 95th percentile over the digits, dot at the median")
+    fig.tight_layout()
+    return fig, drawn
+
+
+@torch.no_grad()
+def dropped_maps(model: torch.nn.Module, image: torch.Tensor, p: float, per_layer: int = 8, seed: int = 0):
+    """The maps of the first 3x3 convolution for one digit, then the same maps through ``Dropout2d(p)`` in
+    training mode (step 04): whole maps become zero, the rest are scaled by 1 / (1 - p) so that the
+    layer's average output is unchanged. Returns the figure and the dropped maps (C, H, W)."""
+    if image.dtype == torch.uint8:
+        image = data.normalize(image.float() / 255)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    block = next(m for m in model.modules() if isinstance(m, torch.nn.Sequential) and conv in list(m.children()))
+    maps: list[torch.Tensor] = []
+    run_with_hooks(model, image.reshape(1, 1, *image.shape[-2:]), {block: lambda mod, inp, out: maps.append(out[0])})
+    torch.manual_seed(seed)
+    kept = torch.nn.functional.dropout2d(maps[0].cpu().unsqueeze(0), p, training=True)[0]
+    fig, axes = plt.subplots(2, per_layer, figsize=(per_layer * 1.05, 2.6), squeeze=False)
+    for i in range(per_layer):
+        for row, source in enumerate((maps[0].cpu(), kept)):
+            axes[row, i].imshow(source[i], cmap="viridis", vmin=0, vmax=float(kept.max()))
+            axes[row, i].axis("off")
+        axes[1, i].set_title("dropped" if not kept[i].any() else f"×{1 / (1 - p):.2f}", fontsize=8)
+    axes[0, 0].set_title("the maps", fontsize=8, loc="left")
+    fig.suptitle(f"Dropout2d({p}) in training: whole maps become zero, the others are scaled up")
+    fig.tight_layout()
+    return fig, kept
+
+
+def augmented_pairs(images: torch.Tensor, degrees: float, translate: float = 0.0, count: int = 8):
+    """Digits as stored (top), turned by +``degrees`` and shifted by +``translate`` (middle), and by the
+    opposite (bottom): the extremes of what the random augmentation draws (step 05). Returns the figure
+    and the two transformed batches."""
+    X = images[:count].float().unsqueeze(1) / 255 if images.dtype == torch.uint8 else images[:count]
+    n = torch.ones(len(X))
+    turned = [data.affine(X, sign * degrees * n, sign * translate * n, sign * translate * n, n) for sign in (1, -1)]
+    fig, axes = plt.subplots(3, count, figsize=(count * 1.0, 3.4), squeeze=False)
+    for row, (batch, label) in enumerate(zip([X, *turned], ["as stored", f"+{degrees:g}°", f"−{degrees:g}°"])):
+        for ax, image in zip(axes[row], batch):
+            ax.imshow(image.squeeze(), cmap="gray_r")
+            ax.axis("off")
+        axes[row, 0].set_title(label, fontsize=8, loc="left")
+    fig.suptitle(f"augmentation at its extremes: rotation ±{degrees:g}°"
+                 + (f", shift ±{translate:.0%} of the image" if translate else ""))
+    fig.tight_layout()
+    return fig, turned
+
+
+def layer_costs(models: dict[str, torch.nn.Module]):
+    """Weights and multiply-adds per image, convolution by convolution, one row per model (step 10): a
+    weight in a late layer is used on few pixels, one in an early layer on many."""
+    rows = {label: [r for r in receptive_field_table(m) if r["type"] == "Conv2d"] for label, m in models.items()}
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 2.8 * len(models)), squeeze=False)
+    for (label, layer_rows), (ax_p, ax_m) in zip(rows.items(), axes):
+        names = [f"{r['layer']}\n{r['output']}×{r['output']}" for r in layer_rows]
+        for ax, key, what in ((ax_p, "params", "weights"), (ax_m, "multiply_adds", "multiply-adds per image")):
+            values = [r[key] for r in layer_rows]
+            ax.bar(range(len(values)), values)
+            ax.set_xticks(range(len(values)), names, fontsize=7)
+            ax.set_title(f"{label}: {what}, {sum(values):,} in all", fontsize=10)
+    fig.tight_layout()
+    return fig, rows
 
 
 def misclassified_gallery(images: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,
@@ -85,8 +216,6 @@ def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int
 def receptive_field_picture(model: torch.nn.Module, image: torch.Tensor, cols: int = 6):
     """One digit per layer, with the square of it that the centre pixel of that layer's output sees (step 01):
     ``receptive_field_table``'s numbers; a square reaching outside the image sees zero padding there."""
-    from .summary import receptive_field_table
-
     rows = receptive_field_table(model, tuple(image.shape[-3:]))
     n = len(rows)
     fig, axes = plt.subplots(-(-n // cols), cols, figsize=(cols * 1.9, -(-n // cols) * 2.2), squeeze=False)

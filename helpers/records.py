@@ -161,8 +161,9 @@ class SeedStats:
             raise ValueError(f"a paired comparison needs 2+ seeds run on both sides; common seeds: {seeds}")
         differences = [self.worst[seed] - before.worst[seed] for seed in seeds]
         mean, sd = statistics.fmean(differences), statistics.stdev(differences)
-        half = stats.t.ppf(0.975, len(seeds) - 1) * sd / len(seeds) ** 0.5
-        return Paired(seeds, differences, mean, mean - half, mean + half)
+        half = stats.t.ppf(0.975, len(seeds) - 1) * sd / len(seeds) ** 0.5  # t with n - 1 degrees of freedom
+        return Paired(seeds, differences, mean, mean - half, mean + half,
+                      [before.worst[seed] for seed in seeds], [self.worst[seed] for seed in seeds])
 
 
 @dataclass(frozen=True)
@@ -170,15 +171,49 @@ class Paired:
     """A paired difference over seeds: ``shown`` when its 95 % interval excludes zero, else not shown (never "no effect")."""
 
     seeds: list[int]
-    differences: list[float]
+    differences: list[float]  # after - before, seed by seed
     mean: float
     low: float
     high: float
+    before: list[float] = field(default_factory=list)
+    after: list[float] = field(default_factory=list)
     shown = property(lambda self: self.low > 0 or self.high < 0)
 
     def __str__(self) -> str:
         verdict = "shown" if self.shown else f"not shown with {len(self.seeds)} seeds"
         return f"{self.mean:+.2f} points (95 % interval {self.low:+.2f} to {self.high:+.2f}; {verdict})"
+
+    def table(self, before: str = "before", after: str = "after") -> str:
+        """Seed by seed, then the mean difference and its interval: what a notebook prints under a comparison."""
+        lines = [f"worst of the last 3 epochs (%)\n{'seed':>6}{before:>14}{after:>14}{'difference':>12}"]
+        lines += [f"{seed:>6}{b:>14.2f}{a:>14.2f}{d:>+12.2f}"
+                  for seed, b, a, d in zip(self.seeds, self.before, self.after, self.differences)]
+        return "\n".join(lines + [f"mean difference {self}"])
+
+
+def recorded_seeds(name: str) -> SeedStats:
+    """A step's recorded seeds (``results/NAME.json``, as ``save_seeds`` stored it), to compare a later
+    step with: always the project's record, also in smoke mode."""
+    return SeedStats.of_table(_recorded(name))
+
+
+def recorded_histories(name: str, seeds: list[int]) -> list[History]:
+    """The runs of ``seeds`` that ``results/NAME.json`` stores: a learner without a GPU reads them
+    instead of training them again (``fit_seeds(..., recorded=NAME)``)."""
+    record = _recorded(name)
+    by_seed = {h["config"]["seed"]: h for h in record["histories"]}
+    missing = [seed for seed in seeds if seed not in by_seed]
+    if missing:
+        raise ValueError(f"results/{name}.json has no run for seed(s) {missing} (it has {sorted(by_seed)}): "
+                         "train them instead (TRAIN_SEEDS = True)")
+    return [History.from_record(by_seed[seed]) for seed in seeds]
+
+
+def _recorded(name: str) -> dict:
+    path = project_root() / "results" / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run that step first (make journey STEPS={name[:2]})")
+    return json.loads(path.read_text())
 
 
 def seed_summary(histories: list[History]) -> dict:

@@ -39,8 +39,8 @@ uses it to draw the region one output pixel sees.
     Global average pooling is a kernel as large as its input. Layers such as
     BatchNorm, ReLU or Dropout change neither, so they are left out. The
     receptive field may exceed the image (28): the border is padding.
-    Each row also counts the layer's multiply-adds for one image (convolutions only):
-    what a layer costs in arithmetic, which its parameter count does not say.
+    Each row also counts the layer's weights and its multiply-adds for one image (convolutions only):
+    what a layer costs in arithmetic, which its parameter count does not say (step 10).
     """
     rows: list[dict] = []
     state = {"rf": 1, "jump": 1, "start": 0.0}
@@ -66,6 +66,7 @@ uses it to draw the region one output pixel sees.
         # multiply-adds per image: every output number is a sum over (in channels / groups) x k x k inputs
         weights_per_output = module.in_channels // module.groups * k * k if isinstance(module, nn.Conv2d) else 0
         rows.append({"multiply_adds": output[0].numel() * weights_per_output,
+                     "params": sum(p.numel() for p in module.parameters()),
                      "layer": name, "type": type(module).__name__, "kernel": k, "stride": s,
                      "input": size_in, "output": output.shape[-1], "channels": output.shape[1],
                      "jump": state["jump"], "receptive_field": state["rf"], "start": state["start"]})

@@ -4,6 +4,7 @@ notebook to the next only the model and the ``Config`` change). What a run recor
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from . import data
 from ._machinery.checks import check_config
 from ._machinery.cpu import describe_device, keep_freed_memory
 from ._machinery.cuda_graph import graphed_training, plan
+from . import records
 from .records import TARGET, History
 from .summary import count_parameters
 
@@ -276,17 +278,37 @@ def planned_schedule(config: Config, steps_per_epoch: int) -> tuple[list[float],
     return plan(LrSchedule(dummy, config, steps_per_epoch), config.epochs, steps_per_epoch)
 
 
-def fit_seeds(make_model, config: Config, seeds: list[int], **fit_kwargs) -> list[History]:
+SEEDS_ENV = "MNIST8K_SEEDS"  # "train": every notebook trains its extra seeds (make journey SEEDS=train)
+
+
+def fit_seeds(make_model, config: Config, seeds: list[int], recorded: str | None = None, **fit_kwargs) -> list[History]:
     """Train the same architecture and config once per seed: how much of a result is luck?
 
     A seed sets the initial weights, the shuffle, the dropout masks and the
     augmentation. Each run is quiet; one line per seed says how it ended.
+    With ``recorded`` (a seed table's name, e.g. "03_batchnorm_seeds") the runs are
+    read from ``results/NAME.json`` instead, saying so: minutes on a CPU become
+    seconds (unless MNIST8K_SEEDS=train, as ``make journey SEEDS=train`` sets).
     """
-    histories = []
-    for seed in seeds:
-        set_seed(seed)
-        h = fit(make_model(), dataclasses.replace(config, seed=seed), **({"quiet": True, "progress": False} | fit_kwargs))
-        histories.append(h)
+    if recorded is not None and os.environ.get(SEEDS_ENV) == "train":
+        print(f"{SEEDS_ENV}=train: training the seeds instead of reading results/{recorded}.json")
+        recorded = None
+    if recorded is not None:
+        print(f"Seeds {', '.join(map(str, seeds))}: recorded runs, read from results/{recorded}.json, not trained here")
+    histories = records.recorded_histories(recorded, seeds) if recorded is not None else []
+    for h in histories:  # a record describes this notebook's network only if nothing has changed since
+        ours = dataclasses.asdict(dataclasses.replace(config, seed=h.config["seed"]))
+        ignored = {"epochs"} if data.smoke_mode() else set()  # smoke runs train 1 epoch
+        changed = sorted(k for k in ours.keys() - ignored if k in h.config and h.config[k] != ours[k])
+        if changed or h.params != count_parameters(make_model()):
+            raise ValueError(f"results/{recorded}.json was recorded with another network or config "
+                             f"({', '.join(changed) or 'parameter count'} differ): set TRAIN_SEEDS = True to train yours")
+    for i, seed in enumerate(seeds):
+        if recorded is None:
+            set_seed(seed)
+            histories.append(fit(make_model(), dataclasses.replace(config, seed=seed),
+                                 **({"quiet": True, "progress": False} | fit_kwargs)))
+        h = histories[i]
         print(f"seed {seed}: best {h.best_test_acc:.2f} % (epoch {h.best_epoch}), last {h.last_test_acc:.2f} %, "
               f"worst of last 3 {h.worst_of_last3:.2f} %, {len(h.epochs_at_target)} epochs at >= {TARGET} %  "
               f"({sum(h.seconds) / 60:.1f} min on {h.device})")

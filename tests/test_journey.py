@@ -257,15 +257,16 @@ def test_nbval_fails_when_the_parameter_count_changes(tmp_path):
     assert "1 failed" in result.stdout and f"{params + 1:,}" in result.stdout
 
 
-def test_compare_calls_a_difference_an_effect_only_beyond_twice_its_standard_error(monkeypatch):
-    fake = {"a": {"mean": 99.30, "std": 0.05, "n": 3, "params": 1}, "b": {"mean": 99.40, "std": 0.05, "n": 3, "params": 1},
-            "c": {"mean": 99.35, "std": 0.05, "n": 3, "params": 1}, "d": {"mean": 99.50, "std": 0.0, "n": 1, "params": 1}}
+def test_compare_pairs_two_steps_on_their_common_seeds(monkeypatch):
+    from helpers.records import SeedStats
+
+    fake = {"a": SeedStats({1: 99.30, 2: 99.20, 3: 99.25}), "b": SeedStats({1: 99.40, 2: 99.40, 3: 99.40}),
+            "c": SeedStats({1: 99.31, 2: 99.19, 3: 99.26}), "d": SeedStats({1: 99.50})}
     monkeypatch.setattr(readme, "evidence", fake.__getitem__)
-    # 2 * sqrt(0.05² / 3 + 0.05² / 3) = 0.082
-    assert readme.compare("a", "b") == "99.30 % → 99.40 % (+0.10 points; noise ±0.08: an effect)"
-    assert readme.compare("a", "c").endswith("(+0.05 points; noise ±0.08: within the noise)")
-    assert readme.compare("b", "a").endswith("an effect)"), "a loss counts as much as a gain"
-    assert readme.compare("a", "d").endswith("one run: no spread to judge by)")
+    assert readme.compare("a", "b") == "99.25 % → 99.40 %: +0.15 points (95 % interval +0.03 to +0.27; shown)"
+    assert readme.compare("a", "c").endswith("; not shown with 3 seeds)")
+    assert readme.compare("b", "a").endswith("-0.03; shown)"), "a loss counts as much as a gain"
+    assert readme.compare("a", "d").endswith("(+0.25 points; under 2 common seeds: no paired interval)")
 
 
 def test_seed_lists_are_written_as_runs_of_consecutive_seeds():

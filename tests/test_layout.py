@@ -74,6 +74,7 @@ def test_helpers_never_imports_tools_and_the_lesson_reaches_machinery_only_downw
 
 
 def test_the_lesson_stays_small():
-    """The top level of helpers/ is what a learner reads: at most 1,200 lines in all."""
+    """The top level of helpers/ is what a learner reads: at most 1,500 lines in all (1,200 when the
+    machinery moved out; since then the pictures that teach, the seed switch and "try your own handwriting")."""
     lines = sum(len(path.read_text().splitlines()) for path in (ROOT / "helpers").glob("*.py"))
-    assert lines <= 1_200, lines
+    assert lines <= 1_500, lines

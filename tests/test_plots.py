@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import plots
+from helpers.records import SeedStats
 from tests.test_records import fake_history
 
 
@@ -150,3 +151,88 @@ def test_search_map_draws_every_candidate_with_its_seed_range_and_rings_the_choi
     hollow = [line for line in ax.lines if len(line.get_xdata()) == 1 and line.get_markerfacecolor() == "white"]
     assert len(hollow) == 2, "the one-seed candidates are hollow"
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["GPU (1 candidates)", "CPU (2 candidates)"]
+
+
+def test_training_curves_draw_the_planned_lr_of_a_scheduled_run():
+    h = fake_history([97.0, 98.5, 99.1])
+    h.config = {"scheduler": "onecycle", "max_lr": 0.01, "pct_start": 0.3, "epochs": 3, "batch_size": 128}
+    h.lr = [0.0004, 0.008, 0.005]
+    ax_lr = plots.training_curves(h).axes[2]
+    steps = plots.data.load_mnist(True)[1].numel() // 128 + 1
+    every = next(line for line in ax_lr.get_lines() if line.get_label() == "every step")
+    assert len(every.get_xdata()) == 3 * steps and max(every.get_ydata()) == pytest.approx(0.01)
+    peak = int(every.get_ydata().argmax())  # 30 % of 3 epochs: in epoch 1, at 0.9 epochs
+    assert every.get_xdata()[peak] == pytest.approx(0.9, abs=2 / steps)  # OneCycleLR peaks a step early
+    assert any("in epoch 1" in t.get_text() for t in ax_lr.texts)
+    dots = next(line for line in ax_lr.get_lines() if line.get_label() == "start of each epoch")
+    assert list(dots.get_ydata()) == h.lr
+
+
+def test_a_constant_lr_gets_no_lr_panel():
+    h = fake_history([97.0, 98.5])
+    h.config = {"scheduler": "none"}
+    assert len(plots.training_curves(h).axes) == 2
+
+
+def test_seed_dots_join_each_seed_across_steps_and_mark_the_means():
+    before = SeedStats({1: 99.0, 2: 98.8, 3: 99.1})
+    after = SeedStats({1: 99.3, 2: 99.2, 3: 99.4})
+    ax = plots.seed_dots({"a": before, "b": after}).axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+    assert lines["seed 2"] == [98.8, 99.2]
+    means = [line for line in ax.get_lines() if line.get_gid() == "mean"]
+    assert sorted(m.get_ydata()[0] for m in means) == pytest.approx([before.mean, after.mean])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+
+
+def test_relu_inputs_line_up_channels_only_with_batchnorm():
+    from helpers.designs import build
+
+    torch.manual_seed(0)
+    X = torch.randn(64, 1, 28, 28)
+    plain, normed = build("c8 c8 h", batchnorm=False), build("c8 c8 h")
+    normed.train()  # BatchNorm with this batch's statistics: each channel exactly mean 0, variance 1
+    with torch.no_grad():
+        plain[0][0].weight.mul_(torch.arange(1, 9).float().view(8, 1, 1, 1) * 10)  # channel k scaled by 10 k
+    _, drawn = plots.relu_inputs({"plain": plain, "normed": normed}, X, layers=1)
+    spread = lambda q: (q[:, 2] - q[:, 0])  # noqa: E731
+    assert spread(drawn["plain"][0]).max() > 5 * spread(drawn["plain"][0]).min()
+    assert spread(drawn["normed"][0]).max() < 1.5 * spread(drawn["normed"][0]).min()
+
+
+def test_dropped_maps_zero_whole_maps_and_scale_the_rest():
+    from helpers.designs import build
+
+    torch.manual_seed(0)
+    model = build("c8 c8 h")
+    fig, kept = plots.dropped_maps(model, torch.randint(0, 255, (28, 28), dtype=torch.uint8), p=0.5)
+    dropped = [i for i in range(8) if not kept[i].any()]
+    assert 0 < len(dropped) < 8
+    assert [ax.get_title() for ax in fig.axes[8:]].count("dropped") == len(dropped)
+    survivor = next(i for i in range(8) if i not in dropped and fig.axes[i].get_images()[0].get_array().max() > 0)
+    original = torch.tensor(fig.axes[survivor].get_images()[0].get_array())
+    assert torch.allclose(kept[survivor], 2 * original)
+
+
+def test_augmented_pairs_are_the_extremes_and_visibly_turned():
+    from helpers import data
+
+    images, _ = data.load_mnist(False)
+    fig, (plus, minus) = plots.augmented_pairs(images, degrees=15, count=4)
+    X = images[:4].float().unsqueeze(1) / 255
+    one = torch.ones(4)
+    assert torch.equal(plus, data.affine(X, 15 * one, 0 * one, 0 * one, one))
+    assert torch.equal(minus, data.affine(X, -15 * one, 0 * one, 0 * one, one))
+    assert ((plus - X).abs() > 0.5).float().mean() > 0.03  # a few percent of the pixels change: visible
+    assert shown_images(fig) == 12
+
+
+def test_layer_costs_count_weights_and_multiply_adds_per_convolution():
+    from helpers.designs import build
+
+    fig, rows = plots.layer_costs({"m": build("c8 p c4 h")})
+    assert [r["params"] for r in rows["m"]] == [1 * 8 * 9, 8 * 4 * 9, 4 * 10]
+    assert [r["multiply_adds"] for r in rows["m"]] == [26 * 26 * 8 * 9, 11 * 11 * 4 * 8 * 9, 11 * 11 * 10 * 4]
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [f"m: weights, {72 + 288 + 40:,} in all",
+                      f"m: multiply-adds per image, {48672 + 34848 + 4840:,} in all"]

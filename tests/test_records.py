@@ -139,3 +139,28 @@ def test_a_paired_difference_and_its_t_interval_by_hand():
     assert not same_luck.shown and "not shown with 3 seeds" in str(same_luck)
     with pytest.raises(ValueError, match="2\\+ seeds"):
         SeedStats({4: 99.5}).paired(before)
+
+
+def test_the_paired_table_lists_each_seed_then_the_interval():
+    paired = SeedStats({1: 99.40, 2: 99.40, 3: 99.40}).paired(SeedStats({1: 99.30, 2: 99.20, 3: 99.25}))
+    lines = paired.table("step a", "step b").splitlines()
+    assert lines[1].split() == ["seed", "step", "a", "step", "b", "difference"]
+    assert lines[3].split() == ["2", "99.20", "99.40", "+0.20"]
+    assert lines[-1] == f"mean difference {paired}"
+
+
+def test_recorded_seeds_and_histories_come_from_the_project_record(tmp_path, monkeypatch):
+    monkeypatch.setenv(records.ROOT_ENV, str(tmp_path))
+    histories = []
+    for seed, accs in ((1, [98.0, 99.1, 99.2, 99.3]), (2, [98.5, 99.0, 99.4, 99.2])):
+        h = fake_history(accs)
+        h.config = {"seed": seed}
+        histories.append(h)
+    summary = records.seed_summary(histories)
+    records.write_json(tmp_path / "results" / "99_seeds.json", summary | {"histories": [h.fields() for h in histories]})
+    assert records.recorded_seeds("99_seeds").worst == {1: 99.1, 2: 99.0}
+    assert [h.test_acc for h in records.recorded_histories("99_seeds", [2])] == [[98.5, 99.0, 99.4, 99.2]]
+    with pytest.raises(ValueError, match=r"no run for seed\(s\) \[3\].*TRAIN_SEEDS = True"):
+        records.recorded_histories("99_seeds", [2, 3])
+    with pytest.raises(FileNotFoundError, match="make journey STEPS=98"):
+        records.recorded_seeds("98_missing")

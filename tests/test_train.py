@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 
@@ -242,3 +243,25 @@ def test_the_average_is_the_exponential_moving_average_of_every_step(monkeypatch
         by_hand = 0.9 * by_hand + 0.1 * weights
     assert torch.allclose(averaged.module.weight, by_hand, atol=1e-6)
     assert not torch.allclose(averaged.module.weight, model.weight, atol=1e-4), "the average lags the weights"
+
+
+def test_seed_runs_read_from_the_record_say_so_and_match_what_was_trained(mnist_root, smoke, capsys, tmp_path,
+                                                                          monkeypatch):
+    """The CPU learner's switch: the recorded runs come back as they were trained, the notebook says where
+    from, a changed network is refused, and MNIST8K_SEEDS=train trains them anyway."""
+    monkeypatch.setenv(records.ROOT_ENV, str(tmp_path))
+    monkeypatch.delenv(train.SEEDS_ENV, raising=False)
+    config = Config(batch_size=64, seed=0)
+    trained = train.fit_seeds(tiny_net, config, seeds=[3, 4], device=torch.device("cpu"))
+    record = records.seed_summary(trained) | {"histories": [h.fields() for h in trained]}
+    records.write_json(tmp_path / "results" / "99_seeds.json", record)
+    capsys.readouterr()
+    read = train.fit_seeds(tiny_net, config, seeds=[4], recorded="99_seeds")
+    out = capsys.readouterr().out
+    assert "recorded runs, read from results/99_seeds.json, not trained here" in out
+    assert read[0].test_acc == trained[1].test_acc and out.count("seed 4: best") == 1
+    with pytest.raises(ValueError, match="max_lr differ.*TRAIN_SEEDS = True"):
+        train.fit_seeds(tiny_net, dataclasses.replace(config, max_lr=0.5), seeds=[4], recorded="99_seeds")
+    monkeypatch.setenv(train.SEEDS_ENV, "train")
+    again = train.fit_seeds(tiny_net, config, seeds=[4], recorded="99_seeds", device=torch.device("cpu"))
+    assert "MNIST8K_SEEDS=train: training" in capsys.readouterr().out and again[0].test_acc == trained[1].test_acc

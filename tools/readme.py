@@ -143,39 +143,32 @@ def squeeze_line() -> str:
             f"± {w.std:.2f} (lowest {w.lowest:.2f} %) (`results/search/`).")
 
 
-def stats_evidence(seeds: dict) -> dict:
-    """``evidence`` of a seed table (``helpers.train.seed_summary``)."""
-    worst = SeedStats.of_table(seeds)
-    return {"mean": worst.mean, "std": worst.std, "n": worst.n, "params": seeds["params"]}
-
-
-def evidence(name: str) -> dict:
-    """A step's worst-of-last-3 accuracy: over its seeds (results/NAME_seeds.json) where it ran several, else its one run."""
+def evidence(name: str) -> SeedStats:
+    """A step's worst-of-last-3 accuracy per seed: its seed table (results/NAME_seeds.json) where it ran several,
+    else its one run."""
     seeds = load_seeds(name)
     if seeds:
-        return stats_evidence(seeds)
+        return SeedStats.of_table(seeds)
     h = History.load(RESULTS / f"{name}.json")
-    return {"mean": h.worst_of_last3, "std": 0.0, "n": 1, "params": h.params}
+    return SeedStats({h.config["seed"]: h.worst_of_last3})
+
+
+def parameters_of(name: str) -> int:
+    return History.load(RESULTS / f"{name}.json").params
 
 
 def compare(before: str, after: str) -> str:
-    """``before`` against ``after``, and whether the difference is larger than the seeds' noise.
-
-    The rule (the notebooks' Analyses use it too): a difference of means counts
-    as an effect when it exceeds twice its standard error, sqrt(s1²/n1 + s2²/n2).
-    With one run on either side there is no spread to compare with.
-    """
+    """Step ``before`` against step ``after`` on the seeds both ran (``versus``)."""
     return versus(evidence(before), evidence(after))
 
 
-def versus(a: dict, b: dict) -> str:
-    """``compare``'s sentence for two ``evidence``-shaped dicts (mean, std, n): a → b, and the verdict."""
-    diff = b["mean"] - a["mean"]
-    text = f"{a['mean']:.2f} % → {b['mean']:.2f} % ({diff:+.2f} points"
-    if min(a["n"], b["n"]) < 2:
-        return text + ", one run: no spread to judge by)"
-    noise = designs.noise(a["std"], a["n"], b["std"], b["n"])
-    return text + f"; noise ±{noise:.2f}: {designs.verdict(diff, noise)})"
+def versus(a: SeedStats, b: SeedStats) -> str:
+    """a → b, means over seeds, and the paired difference on their common seeds with its 95 % t interval
+    (``SeedStats.paired``: the rule the notebooks teach). Under 2 common seeds there is no interval."""
+    text = f"{a.mean:.2f} % → {b.mean:.2f} %"
+    if len(set(a.worst) & set(b.worst)) < 2:
+        return text + f" ({b.mean - a.mean:+.2f} points; under 2 common seeds: no paired interval)"
+    return f"{text}: {b.paired(a)}"
 
 
 def design_table() -> str:
@@ -187,7 +180,7 @@ def design_table() -> str:
         return History.load(RESULTS / f"{name}.json").test_acc[0]
 
     def params(name: str) -> str:
-        return f"{evidence(name)['params']:,}"
+        return f"{parameters_of(name):,}"
 
     rows = [
         ("How many layers?", "Enough 3×3 convolutions that the output, GAP included, sees the whole digit (about 20 of "
@@ -222,9 +215,10 @@ def design_table() -> str:
     lines = ["| question | what we do | what the runs showed (worst of the last 3 epochs, mean over seeds) |",
              "|---|---|---|"]
     lines += [f"| {q} | {do} | {showed} |" for q, do, showed in rows]
-    lines += ["", "A difference counts as an effect when it is larger than twice its standard error over the seeds "
-                  "(\"noise\"); the notebooks' Analyses use the same rule. How small the final model can go: see "
-                  "the headline above."]
+    lines += ["", "Each difference is paired: the same seeds on both sides, the mean of their differences and its "
+                  "95 % t interval; \"shown\" when the interval excludes zero, \"not shown\" otherwise (which is not "
+                  "\"no effect\"). The notebooks use the same rule (step 01's primer). How small the final model can "
+                  "go: see the headline above."]
     return "\n".join(lines)
 
 
@@ -235,10 +229,7 @@ def ablation_rows() -> list[tuple[str, str, str]]:
         return []
     final = scored[key(FINAL)]
 
-    def as_evidence(s: dict) -> dict:
-        return {"mean": s["worst"].mean, "std": s["worst"].std, "n": s["worst"].n}
-
-    parts = [f"{s['label']} ({s['params']:,}): {versus(as_evidence(final), as_evidence(s))}"
+    parts = [f"{s['label']} ({s['params']:,}): {versus(final['worst'], s['worst'])}"
              for s in sorted(ablated.values(), key=lambda s: s["worst"].mean)]
     return [("What is each idea worth in the final model?", f"Ranked by what taking it away costs the final "
              f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, on seeds "
@@ -345,7 +336,7 @@ def accuracy_table() -> str:
         # the CPU's seeds of the same model: the notebook's own record, or the copy the reference record keeps
         cpu_tables = [t for t in (load_seeds(gpu_record.name.removesuffix("_seeds_cuda.json")), r.get("helpers"))
                       if t and t["params"] == g["params"]]
-        against = (f"CPU → GPU: {versus(stats_evidence(cpu_tables[0]), gpu | {'n': n})}; " if cpu_tables
+        against = (f"CPU → GPU: {versus(SeedStats.of_table(cpu_tables[0]), SeedStats.of_table(g))}; " if cpu_tables
                    else "no CPU record of that model to compare with; ")
         lines += ["", f"On a GPU ({g['device']}, torch {g['torch']}), `fit` trained {measured_model(g)} with "
                       f"seeds {', '.join(str(row['seed']) for row in g['rows'])}: worst of the last 3 epochs "
