@@ -14,10 +14,11 @@ this package and import it, never the other way round.
 """
 
 from .data import FastLoader, ensure_mnist, load_mnist, smoke_mode
-from .records import History, SeedStats, load_weights, project_root, save_history, save_run, save_seeds
+from .records import (History, SeedStats, load_weights, project_root, recorded_seeds, save_history, save_run,
+                      save_seeds)
 from .summary import count_parameters, receptive_field_table, show_summary
 from .train import Config, choose_device, fit, fit_seeds, predict_test_set, set_seed
 
 __all__ = ["Config", "FastLoader", "History", "SeedStats", "choose_device", "count_parameters", "ensure_mnist", "fit",
-           "fit_seeds", "load_mnist", "load_weights", "predict_test_set", "project_root", "receptive_field_table",
+           "fit_seeds", "load_mnist", "load_weights", "predict_test_set", "project_root", "receptive_field_table", "recorded_seeds",
            "save_history", "save_run", "save_seeds", "set_seed", "show_summary", "smoke_mode"]

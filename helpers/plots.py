@@ -99,6 +99,8 @@ def relu_inputs(models: dict[str, torch.nn.Module], images: torch.Tensor, layers
     BatchNorm every channel has its own offset and scale; with it they all start from mean 0 and
     variance 1 (then their learned shift and scale). Returns the figure and, per model, a (channels, 3)
     tensor of (5th, 50th, 95th) percentiles per layer."""
+    if images.dtype == torch.uint8:  # as MNIST stores them: scale and normalize as the loader does
+        images = data.normalize(images.float().unsqueeze(1) / 255)
     drawn: dict[str, list[torch.Tensor]] = {}
     for label, model in models.items():
         relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]

@@ -55,8 +55,8 @@ if "google.colab" in sys.modules:
 # What a notebook may import, in the order the import cell lists it: (name, the line that provides it).
 TORCH_IMPORTS = [("torch", "import torch"), ("nn", "from torch import nn"),
                  ("F", "import torch.nn.functional as F")]
-HELPERS_NAMES = ["Config", "FastLoader", "choose_device", "count_parameters", "designs", "fit", "fit_seeds", "load_mnist",
-                 "load_weights", "plots", "predict_test_set", "project_root", "receptive_field_table", "save_history",
+HELPERS_NAMES = ["Config", "FastLoader", "SeedStats", "choose_device", "count_parameters", "designs", "fit", "fit_seeds", "load_mnist",
+                 "load_weights", "plots", "predict_test_set", "project_root", "receptive_field_table", "recorded_seeds", "save_history",
                  "save_run", "save_seeds", "set_seed", "show_summary"]
 NAV_PREFIX = "**Step "
 
