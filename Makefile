@@ -17,9 +17,11 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PY) -c "import helpers, torch; print('helpers from', helpers.__file__, '| torch', torch.__version__)"
 	touch $@
 
-# The main job: re-execute the notebooks (STEPS="01 02" for a subset, SMOKE=1 for a quick pass).
+# The main job: re-execute the notebooks (STEPS="01 02" for a subset, SMOKE=1 for a quick pass). Each
+# notebook trains its own run and reads seeds 2 and 3 from results/ (its TRAIN_SEEDS switch);
+# SEEDS=train trains those too (about three times as long on a CPU).
 journey: setup
-	$(PY) -m tools.journey $(if $(STEPS),--steps $(STEPS)) $(if $(SMOKE),--smoke)
+	$(if $(SEEDS),MNIST8K_SEEDS=$(SEEDS)) $(PY) -m tools.journey $(if $(STEPS),--steps $(STEPS)) $(if $(SMOKE),--smoke)
 
 # Everything: the unit tests, the slow ones, then every notebook under nbval, all in smoke mode (small data, 1 epoch).
 test: setup

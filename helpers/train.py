@@ -290,6 +290,8 @@ def fit_seeds(make_model, config: Config, seeds: list[int], recorded: str | None
     read from ``results/NAME.json`` instead, saying so: minutes on a CPU become
     seconds (unless MNIST8K_SEEDS=train, as ``make journey SEEDS=train`` sets).
     """
+    if os.environ.get(SEEDS_ENV, "train") != "train":
+        raise ValueError(f"{SEEDS_ENV}={os.environ[SEEDS_ENV]!r}: the one value it takes is 'train' (make journey SEEDS=train)")
     if recorded is not None and os.environ.get(SEEDS_ENV) == "train":
         print(f"{SEEDS_ENV}=train: training the seeds instead of reading results/{recorded}.json")
         recorded = None

@@ -211,6 +211,48 @@ def unrecorded_numbers(text: str, step: str) -> set[str]:
     return wrong
 
 
+def recorded_runs(step: str) -> list[dict]:
+    """Every run one step recorded, epoch by epoch: its own run, its seed tables' runs, the search records it reads."""
+    runs = [r for folder in READS.get(step[:2], []) for records in designs.load_records(project.RESULTS / folder).values()
+            for r in records]
+    for record in sorted(project.RESULTS.glob(f"{step[:2]}_*.json")):
+        content = json.loads(record.read_text())
+        runs += content.get("histories", []) if "rows" in content else [content]
+    return [r for r in runs if r.get("test_acc")]
+
+
+NEGATION = re.compile(r"\b(not|never|no|none|nor|missed|short of|below|under)\b", re.I)
+AT_EPOCH = re.compile(r"(\d{2}\.\d{2}) ?% (?:\(epoch (\d+)\)|(?:in|at|on) epoch (\d+))")
+OF_15 = re.compile(r"\b(\d{1,2}) of (?:its |the |their )?15 epochs\b")
+EACH_LAST = re.compile(r"\beach of (?:its|the|their) last (\d+) epochs\b")
+
+
+def wrong_epoch_claims(text: str, step: str) -> list[str]:
+    """Claims about epochs that no run of this step (or of a step the same paragraph names) bears out:
+    'NN.NN % (epoch E)', 'N of 15 epochs' (at the bar), and 'at 99.4 % on each of its last K epochs'."""
+    wrong = []
+    for paragraph in re.split(r"\n\s*\n|\n(?=\s*[-*] )", text):
+        runs = recorded_runs(step) + [r for m in CITED_STEP.finditer(paragraph)
+                                      for r in recorded_runs((m.group(1) or m.group(2)).zfill(2))]
+        for value, e1, e2 in AT_EPOCH.findall(paragraph):
+            epoch = int(e1 or e2)
+            if not any(len(r[key]) >= epoch and f"{r[key][epoch - 1]:.2f}" == value
+                       for r in runs for key in ("test_acc", "train_acc", "clean_train_acc") if r.get(key)):
+                wrong.append(f"{value} % in epoch {epoch}")
+        for sentence in re.split(r"(?<=[.;:])\s", paragraph):
+            named = [r for m in CITED_STEP.finditer(sentence) for r in recorded_runs((m.group(1) or m.group(2)).zfill(2))]
+            runs_here = named or runs  # a sentence that names a step is about that step
+            for n in OF_15.findall(sentence):
+                if "99.4" in sentence and not any(sum(a >= journey.TARGET for a in r["test_acc"]) == int(n)
+                                                  for r in runs_here):
+                    wrong.append(f"{n} of 15 epochs at the bar")
+            for k in EACH_LAST.findall(sentence):
+                if "99.4" in sentence and not NEGATION.search(sentence) and not any(
+                        min(r["test_acc"][-int(k):]) >= journey.TARGET for r in runs_here):
+                    wrong.append(f"at the bar on each of the last {k} epochs")
+    return wrong
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_analysis_quotes_only_recorded_accuracies(path):
     """Every 'NN.NN %' in the Analysis was recorded by this step, or by a step the same paragraph names."""
@@ -218,6 +260,22 @@ def test_analysis_quotes_only_recorded_accuracies(path):
     analysis = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## Analysis"))
     assert re.findall(r"\d{2}\.\d{2} ?%", analysis), f"{path.name}: the Analysis should reason from the recorded numbers"
     assert not unrecorded_numbers(analysis, path.stem)
+    assert not wrong_epoch_claims(analysis, path.stem)
+
+
+def test_the_epoch_check_catches_a_wrong_epoch_count_and_a_wrong_streak():
+    h = History.load(project.RESULTS / "08_learning_rate.json")
+    at_bar = len(h.epochs_at_target)
+    assert not wrong_epoch_claims(f"It held 99.4 % in {at_bar} of 15 epochs.", "08")
+    assert wrong_epoch_claims(f"It held 99.4 % in {at_bar + 20} of 15 epochs.", "08")
+    best = h.best_test_acc
+    assert not wrong_epoch_claims(f"Its best was {best:.2f} % (epoch {h.best_epoch}).", "08")
+    assert wrong_epoch_claims(f"Its best was {best:.2f} % (epoch {h.best_epoch % 15 + 1}).", "08")
+    # step 09's old claim: step 08 "reached 99.4 % in each of its last 4 epochs"; no run of step 08 did
+    claim = "Step 08 reached 99.4 % in each of its last 4 epochs."
+    assert not any(min(r["test_acc"][-4:]) >= 99.4 for r in recorded_runs("08"))
+    assert wrong_epoch_claims(claim, "09") == ["at the bar on each of the last 4 epochs"]
+    assert not wrong_epoch_claims("Step 08 did not reach 99.4 % in each of its last 4 epochs.", "09")
 
 
 def test_the_analysis_check_catches_a_typo_and_an_uncited_number():

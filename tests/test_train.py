@@ -265,3 +265,6 @@ def test_seed_runs_read_from_the_record_say_so_and_match_what_was_trained(mnist_
     monkeypatch.setenv(train.SEEDS_ENV, "train")
     again = train.fit_seeds(tiny_net, config, seeds=[4], recorded="99_seeds", device=torch.device("cpu"))
     assert "MNIST8K_SEEDS=train: training" in capsys.readouterr().out and again[0].test_acc == trained[1].test_acc
+    monkeypatch.setenv(train.SEEDS_ENV, "yes")
+    with pytest.raises(ValueError, match="MNIST8K_SEEDS='yes'.*SEEDS=train"):
+        train.fit_seeds(tiny_net, config, seeds=[4], recorded="99_seeds")
