@@ -549,3 +549,19 @@ def test_the_final_notebook_trains_the_searchs_final_candidate_on_seeds_the_sear
     chosen_on = set(designs.score_folders(project.RESULTS / "search", search.UNSEEN)[search.key(search.FINAL)]["seeds"])
     assert len(chosen_on) >= search.MIN_SEEDS
     assert len(seeds) == 5 and not seeds & chosen_on, "the final's seeds played no part in choosing it"
+
+
+def test_the_runner_records_each_notebooks_time_and_the_readme_shows_it(tmp_path, monkeypatch):
+    times = tmp_path / "journey_times.json"
+    monkeypatch.setattr(journey, "TIMES", times)
+    monkeypatch.setattr(readme, "TIMES", times)
+    monkeypatch.delenv("MNIST8K_SEEDS", raising=False)
+    journey.record_time("01_vanilla", 630.0)
+    monkeypatch.setenv("MNIST8K_SEEDS", "train")
+    journey.record_time("02_fewer_parameters", 1500.0)
+    stored = json.loads(times.read_text())
+    assert stored["01_vanilla"]["extra_seeds"] == "recorded" and stored["02_fewer_parameters"]["extra_seeds"] == "trained"
+    assert stored["01_vanilla"]["device"] == History.load(project.RESULTS / "01_vanilla.json").device
+    rows = {line.split(" | ")[0]: line for line in readme.journey_table().splitlines() if line.startswith("| 0")}
+    assert "| 10 min¹ |" in rows["| 01"] and "| 25 min |" in rows["| 02"] and "| 03" in rows
+    assert rows["| 03"].count("|  |") == 1, "a notebook never timed shows no time"

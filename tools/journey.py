@@ -30,9 +30,9 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.records import TARGET, History, SeedStats
+from helpers.records import TARGET, History, SeedStats, write_json
 
-from .project import (BADGE_PREFIX, NOTEBOOKS, RESULTS, ROOT, badge, load_seeds, notebook_paths, repository,
+from .project import (BADGE_PREFIX, NOTEBOOKS, RESULTS, ROOT, TIMES, badge, load_seeds, notebook_paths, repository,
                       set_repository, step_title)
 
 
@@ -258,6 +258,15 @@ def execute(path: Path, smoke: bool = False, timeout: int | None = None, into: P
     return seconds
 
 
+def record_time(name: str, seconds: float) -> None:
+    """Store how long the runner took to execute notebook ``name`` (all its cells), on the device its run
+    trained on, and whether its extra seeds were trained or read from the records."""
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    times[name] = {"seconds": round(seconds, 1), "device": History.load(RESULTS / f"{name}.json").device,
+                   "extra_seeds": "trained" if os.environ.get("MNIST8K_SEEDS") == "train" else "recorded"}
+    write_json(TIMES, dict(sorted(times.items())))
+
+
 CHECKED = "# NBVAL_CHECK_OUTPUT"  # nbval compares these cells' outputs with the stored ones
 
 
@@ -346,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         total += seconds
         print(f"[{number}/{len(paths)}] {path.name} done in {seconds:.0f} s", flush=True)
+        if not args.smoke:
+            record_time(path.stem, seconds)
     print(f"{len(paths)} notebook(s) in {total:.0f} s")
     if not args.smoke:
         readme.update_readme()

@@ -16,6 +16,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent  # the repository these maintainers' tools live in
 NOTEBOOKS = ROOT / "notebooks"
 RESULTS = ROOT / "results"
+TIMES = RESULTS / "journey_times.json"  # each notebook's last full execution (tools.journey): the README's run times
 PYPROJECT = ROOT / "pyproject.toml"
 BADGE_PREFIX = "[![Open In Colab]"
 REPOSITORY_LINE = re.compile(r'^Repository = "https://github\.com/([^"]+)"$', re.MULTILINE)

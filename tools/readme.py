@@ -22,7 +22,7 @@ from helpers import designs  # noqa: E402
 from helpers.records import TARGET, History, SeedStats  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
-from .project import RESULTS, ROOT, badge, load_seeds, notebook_paths, step_title  # noqa: E402
+from .project import RESULTS, ROOT, TIMES, badge, load_seeds, notebook_paths, step_title  # noqa: E402
 from .search import BUDGET, FINAL, LIMIT, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
 
 README = ROOT / "README.md"
@@ -31,9 +31,10 @@ DOCS = ROOT / "docs"
 
 def journey_table() -> str:
     """The README's results table, one row per notebook, from results/NN_topic.json."""
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     lines = ["| step | notebook | parameters | best test % (epoch) | worst of last 3 % | epochs ≥ 99.4 % "
-             "| worst of last 3 over seeds: mean ± std (lowest) | Colab |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             "| worst of last 3 over seeds: mean ± std (lowest) | run time | Colab |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for path in notebook_paths():
         record = RESULTS / f"{path.stem}.json"
         link = f"[{step_title(path)}](notebooks/{path.name})"
@@ -47,9 +48,16 @@ def journey_table() -> str:
                        f"{len(s['epochs_at_target'])} of {s['epochs']} | {spread}")
         else:
             numbers = "not run yet | | | |"
-        lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {badge(path.stem)} |")
+        t = times.get(path.stem)
+        took = f"{t['seconds'] / 60:.0f} min¹" if t and t["extra_seeds"] == "recorded" else (
+            f"{t['seconds'] / 60:.0f} min" if t else "")
+        lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {took} | {badge(path.stem)} |")
     histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
                  if (RESULTS / f"{p.stem}.json").exists()]
+    if times:
+        lines += ["", "Run time: the whole notebook, as `make journey` last executed it on "
+                      f"{', '.join(sorted({t['device'] for t in times.values()}))}; ¹ with `TRAIN_SEEDS = False`: the step's "
+                      "own run trained, seeds 2 and 3 read from `results/`."]
     if histories:
         devices = sorted({h.device for h in histories})
         minutes = sum(sum(h.seconds) for h in histories) / 60
