@@ -6,6 +6,7 @@
 - ``helpers.summary``: parameter count, layer table, receptive field.
 - ``helpers.plots``: samples, curves, mistakes, confusion matrix, a search's map.
 - ``helpers.designs``: networks written as short strings ("c8 c8 p c10 c12 h"), a search's records scored.
+- ``helpers.handwriting``: any picture of a digit made the way MNIST was, for the final model to read.
 
 Set aside, skippable: ``helpers._machinery`` (fetching and checking MNIST, the
 CUDA graph, a malloc setting, the test command's smoke mode). The maintainers'

@@ -182,6 +182,24 @@ def layer_costs(models: dict[str, torch.nn.Module]):
     return fig, rows
 
 
+def digit_reading(picture, prepared: torch.Tensor, probabilities: torch.Tensor):
+    """Your digit as given, as the network sees it (28x28, prepared the MNIST way: ``helpers.handwriting``)
+    and the ten probabilities it gives (step 13)."""
+    fig, (ax_in, ax_seen, ax_p) = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1, 2]})
+    ax_in.imshow(picture, cmap="gray", vmin=0, vmax=255 if getattr(picture, "mode", "") == "L" else None)
+    ax_seen.imshow(prepared.reshape(28, 28).cpu(), cmap="gray")
+    for ax, title in ((ax_in, "as given"), (ax_seen, "as the network sees it")):
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    guess = int(probabilities.argmax())
+    bars = ax_p.bar(range(10), probabilities.tolist(), color="lightgray")
+    bars[guess].set_color("crimson")
+    ax_p.set(xticks=range(10), ylim=(0, 1), xlabel="digit", ylabel="probability",
+             title=f"it reads {guess} ({probabilities[guess]:.1%})")
+    fig.tight_layout()
+    return fig
+
+
 def misclassified_gallery(images: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,
                           count: int = 30, cols: int = 10):
     """The first ``count`` test images the model gets wrong, titled 'true → predicted'."""
