@@ -565,3 +565,13 @@ def test_the_runner_records_each_notebooks_time_and_the_readme_shows_it(tmp_path
     rows = {line.split(" | ")[0]: line for line in readme.journey_table().splitlines() if line.startswith("| 0")}
     assert "| 10 min¹ |" in rows["| 01"] and "| 25 min |" in rows["| 02"] and "| 03" in rows
     assert rows["| 03"].count("|  |") == 1, "a notebook never timed shows no time"
+
+
+def test_what_the_seed_switch_adds_is_the_recorded_time_of_the_runs_a_notebook_reads():
+    table = json.loads((project.RESULTS / "02_fewer_parameters_seeds.json").read_text())
+    own, *others = table["histories"]
+    assert own["config"]["seed"] == 1, "the first run of a seed table is the notebook's own"
+    assert readme.switched_seconds("02_fewer_parameters") == pytest.approx(sum(sum(h["seconds"]) for h in others))
+    flat = json.loads((project.RESULTS / "01_flatten_head_seeds.json").read_text())["histories"]
+    assert readme.switched_seconds("01_vanilla") > sum(sum(h["seconds"]) for h in flat), "01's flatten head counts too"
+    assert readme.switched_seconds("12_search") == 0, "step 12 reads the search's records whatever the switch says"

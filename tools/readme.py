@@ -55,15 +55,29 @@ def journey_table() -> str:
     histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
                  if (RESULTS / f"{p.stem}.json").exists()]
     if times:
+        extra = sum(switched_seconds(name) for name in times) / 60
         lines += ["", "Run time: the whole notebook, as `make journey` last executed it on "
                       f"{', '.join(sorted({t['device'] for t in times.values()}))}; ¹ with `TRAIN_SEEDS = False`: the step's "
-                      "own run trained, seeds 2 and 3 read from `results/`."]
+                      f"own run trained, the other seeds read from `results/`. In all, {sum(t['seconds'] for t in times.values()) / 60:.0f} "
+                      f"min for these {len(times)} notebooks; `make journey SEEDS=train` adds about {extra:.0f} min, what "
+                      "their other seeds took when they were recorded."]
     if histories:
         devices = sorted({h.device for h in histories})
         minutes = sum(sum(h.seconds) for h in histories) / 60
         lines += ["", f"Training time of these {len(histories)} runs (one per step, seed runs and the squeeze not "
                       f"counted): {minutes:.0f} min on {', '.join(devices)}."]
     return "\n".join(lines)
+
+
+def switched_seconds(name: str) -> float:
+    """What ``TRAIN_SEEDS = True`` adds to a notebook: the recorded training time of the runs it otherwise reads
+    (its seed table's runs but its own, and step 01's flatten head). Step 12 reads the search's records either way."""
+    tables = [] if name.startswith("12") else sorted(RESULTS.glob(f"{name[:2]}_*_seeds.json"))
+    total = 0.0
+    for table in tables:
+        histories = json.loads(table.read_text())["histories"]
+        total += sum(sum(h["seconds"]) for h in (histories[1:] if table.name == f"{name}_seeds.json" else histories))
+    return total
 
 
 def headline() -> str:
