@@ -325,6 +325,15 @@ def test_compare_pairs_two_steps_on_their_common_seeds(monkeypatch):
     assert readme.compare("a", "c").endswith("; not shown with 3 seeds)")
     assert readme.compare("b", "a").endswith("-0.03; shown)"), "a loss counts as much as a gain"
     assert readme.compare("a", "d").endswith("(+0.25 points; under 2 common seeds: no paired interval)")
+    assert readme.versus(SeedStats({1: 99.0, 2: 99.2, 4: 99.9}), fake["b"]).startswith("99.10 % → 99.40 %"), \
+        "the means shown are over the seeds paired"
+
+
+def test_the_design_table_pairs_every_comparison_from_the_records():
+    rows = [line for line in readme.design_table().splitlines() if line.startswith("| ")][2:]
+    compared = [row for row in rows if " → " in row and "%" in row]
+    assert len(compared) >= 8 and all("95 % interval" in row or "no paired interval" in row for row in compared)
+    assert "noise" not in readme.design_table()
 
 
 def test_seed_lists_are_written_as_runs_of_consecutive_seeds():

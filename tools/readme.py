@@ -176,7 +176,8 @@ def evidence(name: str) -> SeedStats:
 
 
 def parameters_of(name: str) -> int:
-    return History.load(RESULTS / f"{name}.json").params
+    seeds = load_seeds(name)
+    return seeds["params"] if seeds else History.load(RESULTS / f"{name}.json").params
 
 
 def compare(before: str, after: str) -> str:
@@ -187,10 +188,11 @@ def compare(before: str, after: str) -> str:
 def versus(a: SeedStats, b: SeedStats) -> str:
     """a → b, means over seeds, and the paired difference on their common seeds with its 95 % t interval
     (``SeedStats.paired``: the rule the notebooks teach). Under 2 common seeds there is no interval."""
-    text = f"{a.mean:.2f} % → {b.mean:.2f} %"
-    if len(set(a.worst) & set(b.worst)) < 2:
-        return text + f" ({b.mean - a.mean:+.2f} points; under 2 common seeds: no paired interval)"
-    return f"{text}: {b.paired(a)}"
+    common = set(a.worst) & set(b.worst)
+    if len(common) < 2:
+        return f"{a.mean:.2f} % → {b.mean:.2f} % ({b.mean - a.mean:+.2f} points; under 2 common seeds: no paired interval)"
+    a, b = (SeedStats({seed: s.worst[seed] for seed in sorted(common)}) for s in (a, b))  # the means it pairs
+    return f"{a.mean:.2f} % → {b.mean:.2f} %: {b.paired(a)}"
 
 
 def design_table() -> str:
