@@ -584,3 +584,24 @@ def test_what_the_seed_switch_adds_is_the_recorded_time_of_the_runs_a_notebook_r
     flat = json.loads((project.RESULTS / "01_flatten_head_seeds.json").read_text())["histories"]
     assert readme.switched_seconds("01_vanilla") > sum(sum(h["seconds"]) for h in flat), "01's flatten head counts too"
     assert readme.switched_seconds("12_search") == 0, "step 12 reads the search's records whatever the switch says"
+
+
+# A notebook is a chapter: words of markdown (generated cells included), at most 400 in any one cell.
+WORD_LIMITS = {"01": 1_600, "12": 1_400, "13": 1_600}  # 01 holds the statistics primer; the others 1,100
+NOT_YET_RETOLD = {"12", "13"}  # rewritten with the final model's issue; strict: this fails once they fit
+
+
+def markdown_words(path) -> list[int]:
+    return [len(c.source.split()) for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="not yet retold"))
+                                  if p.stem[:2] in NOT_YET_RETOLD else p for p in NOTEBOOKS], ids=lambda p: p.stem)
+def test_a_notebook_reads_as_a_chapter_not_a_report(path):
+    words = markdown_words(path)
+    assert sum(words) <= WORD_LIMITS.get(path.stem[:2], 1_100), sum(words)
+    assert max(words) <= 400, max(words)
+
+
+def test_the_readme_is_for_a_learner():
+    assert len((project.ROOT / "README.md").read_text().split()) <= 1_800
