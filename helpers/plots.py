@@ -170,7 +170,7 @@ def layer_costs(models: dict[str, torch.nn.Module]):
     """Weights and multiply-adds per image, convolution by convolution, one row per model (step 10): a
     weight in a late layer is used on few pixels, one in an early layer on many."""
     rows = {label: [r for r in receptive_field_table(m) if r["type"] == "Conv2d"] for label, m in models.items()}
-    fig, axes = plt.subplots(len(models), 2, figsize=(12, 2.8 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 2.8 * len(models)), squeeze=False, sharey="col")
     for (label, layer_rows), (ax_p, ax_m) in zip(rows.items(), axes):
         names = [f"{r['layer']}\n{r['output']}×{r['output']}" for r in layer_rows]
         for ax, key, what in ((ax_p, "params", "weights"), (ax_m, "multiply_adds", "multiply-adds per image")):
