@@ -153,7 +153,7 @@ def test_search_map_draws_every_candidate_with_its_seed_range_and_rings_the_choi
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["GPU (1 candidates)", "CPU (2 candidates)"]
 
 
-def test_training_curves_draw_the_planned_lr_of_a_scheduled_run():
+def test_training_curves_draw_the_planned_lr_of_a_scheduled_run(mnist_root, full_data):
     h = fake_history([97.0, 98.5, 99.1])
     h.config = {"scheduler": "onecycle", "max_lr": 0.01, "pct_start": 0.3, "epochs": 3, "batch_size": 128}
     h.lr = [0.0004, 0.008, 0.005]
