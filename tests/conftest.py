@@ -44,3 +44,12 @@ def full_data(monkeypatch):
 @pytest.fixture
 def smoke(monkeypatch):
     monkeypatch.setenv(data.SMOKE_ENV, "1")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Each picture test draws a figure; closed after every test so that hundreds do not pile up in memory."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
