@@ -21,5 +21,5 @@ from .summary import count_parameters, receptive_field_table, show_summary
 from .train import Config, choose_device, fit, fit_seeds, predict_test_set, set_seed
 
 __all__ = ["Config", "FastLoader", "History", "SeedStats", "choose_device", "count_parameters", "ensure_mnist", "fit",
-           "fit_seeds", "load_mnist", "load_weights", "predict_test_set", "project_root", "receptive_field_table", "recorded_seeds",
-           "save_history", "save_run", "save_seeds", "set_seed", "show_summary", "smoke_mode"]
+           "fit_seeds", "load_mnist", "load_weights", "predict_test_set", "project_root", "receptive_field_table",
+           "recorded_seeds", "save_history", "save_run", "save_seeds", "set_seed", "show_summary", "smoke_mode"]

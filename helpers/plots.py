@@ -99,8 +99,8 @@ def relu_inputs(models: dict[str, torch.nn.Module], images: torch.Tensor, layers
     BatchNorm every channel has its own offset and scale; with it they all start from mean 0 and
     variance 1 (then their learned shift and scale). Returns the figure and, per model, a (channels, 3)
     tensor of (5th, 50th, 95th) percentiles per layer."""
-    if images.dtype == torch.uint8:  # as MNIST stores them: scale and normalize as the loader does
-        images = data.normalize(images.float().unsqueeze(1) / 255)
+    if images.dtype == torch.uint8:  # as MNIST stores them: the batch the loader would make of them
+        images = data.make_batch(images.unsqueeze(1))
     drawn: dict[str, list[torch.Tensor]] = {}
     for label, model in models.items():
         relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
@@ -128,7 +128,7 @@ def dropped_maps(model: torch.nn.Module, image: torch.Tensor, p: float, per_laye
     training mode (step 04): whole maps become zero, the rest are scaled by 1 / (1 - p) so that the
     layer's average output is unchanged. Returns the figure and the dropped maps (C, H, W)."""
     if image.dtype == torch.uint8:
-        image = data.normalize(image.float() / 255)
+        image = data.make_batch(image)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     block = next(m for m in model.modules() if isinstance(m, torch.nn.Sequential) and conv in list(m.children()))
     maps: list[torch.Tensor] = []
@@ -277,7 +277,7 @@ def feature_maps(model: torch.nn.Module, image: torch.Tensor, per_layer: int = 8
     """One digit (uint8 as MNIST stores it, or as the network sees it) through the network: the first
     ``per_layer`` maps each 3x3 convolution outputs, a row per layer."""
     if image.dtype == torch.uint8:
-        image = data.normalize(image.float() / 255)
+        image = data.make_batch(image)
     convs = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1)]
     outputs: dict[str, torch.Tensor] = {}
     run_with_hooks(model, image.reshape(1, 1, *image.shape[-2:]),

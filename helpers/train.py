@@ -14,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import data
+from . import data, records
 from ._machinery.checks import check_config
 from ._machinery.cpu import describe_device, keep_freed_memory
 from ._machinery.cuda_graph import graphed_training, plan
-from . import records
 from .records import TARGET, History
 from .summary import count_parameters
 
@@ -290,21 +289,13 @@ def fit_seeds(make_model, config: Config, seeds: list[int], recorded: str | None
     read from ``results/NAME.json`` instead, saying so: minutes on a CPU become
     seconds (unless MNIST8K_SEEDS=train, as ``make journey SEEDS=train`` sets).
     """
-    if os.environ.get(SEEDS_ENV, "train") != "train":
-        raise ValueError(f"{SEEDS_ENV}={os.environ[SEEDS_ENV]!r}: the one value it takes is 'train' (make journey SEEDS=train)")
-    if recorded is not None and os.environ.get(SEEDS_ENV) == "train":
+    wanted = os.environ.get(SEEDS_ENV)
+    if wanted not in (None, "train"):
+        raise ValueError(f"{SEEDS_ENV}={wanted!r}: the one value it takes is 'train' (make journey SEEDS=train)")
+    if recorded is not None and wanted == "train":
         print(f"{SEEDS_ENV}=train: training the seeds instead of reading results/{recorded}.json")
         recorded = None
-    if recorded is not None:
-        print(f"Seeds {', '.join(map(str, seeds))}: recorded runs, read from results/{recorded}.json, not trained here")
-    histories = records.recorded_histories(recorded, seeds) if recorded is not None else []
-    for h in histories:  # a record describes this notebook's network only if nothing has changed since
-        ours = dataclasses.asdict(dataclasses.replace(config, seed=h.config["seed"]))
-        ignored = {"epochs"} if data.smoke_mode() else set()  # smoke runs train 1 epoch
-        changed = sorted(k for k in ours.keys() - ignored if k in h.config and h.config[k] != ours[k])
-        if changed or h.params != count_parameters(make_model()):
-            raise ValueError(f"results/{recorded}.json was recorded with another network or config "
-                             f"({', '.join(changed) or 'parameter count'} differ): set TRAIN_SEEDS = True to train yours")
+    histories = [] if recorded is None else _recorded_runs(make_model, config, recorded, seeds)
     for i, seed in enumerate(seeds):
         if recorded is None:
             set_seed(seed)
@@ -314,6 +305,20 @@ def fit_seeds(make_model, config: Config, seeds: list[int], recorded: str | None
         print(f"seed {seed}: best {h.best_test_acc:.2f} % (epoch {h.best_epoch}), last {h.last_test_acc:.2f} %, "
               f"worst of last 3 {h.worst_of_last3:.2f} %, {len(h.epochs_at_target)} epochs at >= {TARGET} %  "
               f"({sum(h.seconds) / 60:.1f} min on {h.device})")
+    return histories
+
+
+def _recorded_runs(make_model, config: Config, recorded: str, seeds: list[int]) -> list[History]:
+    """``fit_seeds``'s runs read from ``results/RECORDED.json``, refused if they describe another network or config."""
+    print(f"Seeds {', '.join(map(str, seeds))}: recorded runs, read from results/{recorded}.json, not trained here")
+    histories = records.recorded_histories(recorded, seeds)
+    ignored = {"seed"} | ({"epochs"} if data.smoke_mode() else set())  # each run has its own seed; smoke runs 1 epoch
+    ours, params = dataclasses.asdict(config), count_parameters(make_model())
+    for h in histories:
+        changed = sorted(k for k in ours.keys() - ignored if k in h.config and h.config[k] != ours[k])
+        if changed or h.params != params:
+            raise ValueError(f"results/{recorded}.json was recorded with another network or config "
+                             f"({', '.join(changed) or 'parameter count'} differ): set TRAIN_SEEDS = True to train yours")
     return histories
 
 

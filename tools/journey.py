@@ -31,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from helpers.records import TARGET, History, SeedStats, write_json
+from helpers.train import SEEDS_ENV
 
 from .project import (BADGE_PREFIX, NOTEBOOKS, RESULTS, ROOT, TIMES, badge, load_seeds, notebook_paths, repository,
                       set_repository, step_title)
@@ -263,7 +264,7 @@ def record_time(name: str, seconds: float) -> None:
     trained on, and whether its extra seeds were trained or read from the records."""
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     times[name] = {"seconds": round(seconds, 1), "device": History.load(RESULTS / f"{name}.json").device,
-                   "extra_seeds": "trained" if os.environ.get("MNIST8K_SEEDS") == "train" else "recorded"}
+                   "extra_seeds": "trained" if os.environ.get(SEEDS_ENV) == "train" else "recorded"}
     write_json(TIMES, dict(sorted(times.items())))
 
 

@@ -49,8 +49,7 @@ def journey_table() -> str:
         else:
             numbers = "not run yet | | | |"
         t = times.get(path.stem)
-        took = f"{t['seconds'] / 60:.0f} min¹" if t and t["extra_seeds"] == "recorded" else (
-            f"{t['seconds'] / 60:.0f} min" if t else "")
+        took = f"{t['seconds'] / 60:.0f} min" + ("¹" if t["extra_seeds"] == "recorded" else "") if t else ""
         lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {took} | {badge(path.stem)} |")
     histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
                  if (RESULTS / f"{p.stem}.json").exists()]
