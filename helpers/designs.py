@@ -102,17 +102,20 @@ def histories(records: list[dict]) -> list[History]:
     return [History.from_record(r) for r in sorted(records, key=lambda r: r["config"]["seed"])]
 
 
-def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3, prefer: str = "accuracy") -> str:
+def choose(scored: dict[str, dict], budget: int, min_seeds: int = 3, prefer: str = "accuracy",
+           min_mean: float = 0.0) -> str:
     """The rule, fixed before looking: among candidates of at most ``budget`` parameters with at least
     ``min_seeds`` seeds, every seed at >= 99.4 % on each of its last 3 epochs, the highest mean of the
     worst of the last 3 (a tie goes to the smaller) or, with ``prefer="size"``, the smallest (a tie goes
-    to the higher mean). Raises if no candidate qualifies."""
+    to the higher mean). ``min_mean`` asks for a margin: a design whose seeds all just scrape the bar
+    will miss on the next seed, so its mean worst-of-last-3 must reach this too. Raises if none qualifies."""
     if prefer not in ("accuracy", "size"):
         raise ValueError(f"prefer={prefer!r}: use 'accuracy' or 'size'")
-    eligible = {k: s for k, s in scored.items()
-                if s["params"] <= budget and s["worst"].n >= min_seeds and s["worst"].all_at_target}
+    eligible = {k: s for k, s in scored.items() if s["params"] <= budget and s["worst"].n >= min_seeds
+                and s["worst"].all_at_target and s["worst"].mean >= min_mean}
     if not eligible:
-        raise ValueError(f"no candidate of <= {budget:,} parameters holds {TARGET} % on {min_seeds}+ seeds")
+        margin = f" with a mean of >= {min_mean:.2f} %" if min_mean else ""
+        raise ValueError(f"no candidate of <= {budget:,} parameters holds {TARGET} % on {min_seeds}+ seeds{margin}")
     mean, size = (lambda k: round(eligible[k]["worst"].mean, 2)), (lambda k: eligible[k]["params"])
     if prefer == "size":
         return min(eligible, key=lambda k: (size(k), -mean(k)))

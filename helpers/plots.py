@@ -92,6 +92,32 @@ def seed_dots(steps: dict[str, SeedStats], title: str = ""):
     return fig
 
 
+def weight_average(histories: list[History], first_epoch: int = 8):
+    """Test accuracy of the raw weights (left) and of their running average (right), one line per seed, from
+    ``first_epoch`` on (step 13). The raw weights take a noisy step each batch, so their test accuracy
+    jumps from epoch to epoch; an exponential moving average of them (``Config.ema_decay``) spans
+    hundreds of steps and moves smoothly. Needs runs trained with an average (``History.raw_test_acc``)."""
+    missing = [h.config.get("seed") for h in histories if not h.raw_test_acc]
+    if missing:
+        raise ValueError(f"seed(s) {missing} were trained without weight averaging (ema_decay=0): "
+                         "nothing to compare; train with Config(ema_decay=0.999)")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, label, curves in zip(axes, ("raw weights", "averaged weights (what is tested)"),
+                                 ([h.raw_test_acc for h in histories], [h.test_acc for h in histories])):
+        for i, (h, curve) in enumerate(zip(histories, curves)):
+            epochs = range(first_epoch, len(curve) + 1)
+            ax.plot(epochs, curve[first_epoch - 1:], "o-", color=colors[i % len(colors)], markersize=4,
+                    label=f"seed {h.config.get('seed')}")
+        ax.axhline(TARGET, color="gray", linestyle="--", linewidth=1)
+        ax.set(xlabel="epoch", title=label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 @torch.no_grad()
 def relu_inputs(models: dict[str, torch.nn.Module], images: torch.Tensor, layers: int = 3):
     """What each channel hands its ReLU, per model: a bar from the 5th to the 95th percentile over a batch

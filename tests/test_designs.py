@@ -62,6 +62,16 @@ def test_choose_by_size_takes_the_smallest_that_holds_on_enough_seeds():
         designs.choose(candidates, budget=8_000, prefer="smallest")
 
 
+def test_choose_with_a_margin_passes_over_designs_that_only_scrape_the_bar():
+    scrape, margin = [99.41] * 3, [99.52] * 3
+    candidates = {"scrapes, smaller": scored(*[scrape] * 10, params=4_000),
+                  "margin": scored(*[margin] * 10, params=5_000)}
+    assert designs.choose(candidates, budget=8_000, min_seeds=10, prefer="size") == "scrapes, smaller"
+    assert designs.choose(candidates, budget=8_000, min_seeds=10, prefer="size", min_mean=99.5) == "margin"
+    with pytest.raises(ValueError, match="with a mean of >= 99.60 %"):
+        designs.choose(candidates, budget=8_000, min_seeds=10, min_mean=99.6)
+
+
 def test_seeds_recorded_in_two_folders_count_together(tmp_path):
     search, check = tmp_path / "search", tmp_path / "check"
     for folder, seed, last3 in ((search, 1, [99.5] * 3), (search, 2, [99.5] * 3), (check, 6, [99.5, 99.38, 99.5])):

@@ -236,3 +236,23 @@ def test_layer_costs_count_weights_and_multiply_adds_per_convolution():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == [f"m: weights, {72 + 288 + 40:,} in all",
                       f"m: multiply-adds per image, {48672 + 34848 + 4840:,} in all"]
+
+
+def test_weight_average_draws_raw_and_averaged_accuracy_per_seed_from_the_first_epoch_asked():
+    runs = []
+    for seed, (raw, averaged) in enumerate([([99.0, 99.3, 99.1, 99.45], [99.2, 99.4, 99.42, 99.5]),
+                                            ([98.9, 99.2, 99.35, 99.4], [99.1, 99.3, 99.44, 99.46])], 1):
+        h = fake_history(averaged)
+        h.config, h.raw_test_acc = {"seed": seed}, raw
+        runs.append(h)
+    fig = plots.weight_average(runs, first_epoch=2)
+    left, right = fig.axes
+    assert "raw" in left.get_title() and "averaged" in right.get_title()
+    drawn = {ax.get_title(): [list(line.get_ydata()) for line in ax.get_lines() if line.get_label().startswith("seed")]
+             for ax in (left, right)}
+    assert drawn[left.get_title()] == [[99.3, 99.1, 99.45], [99.2, 99.35, 99.4]], "raw curves from epoch 2"
+    assert drawn[right.get_title()] == [[99.4, 99.42, 99.5], [99.3, 99.44, 99.46]]
+    assert list(left.get_lines()[0].get_xdata()) == [2, 3, 4]
+    plain = fake_history([99.0, 99.5])
+    with pytest.raises(ValueError, match="ema_decay=0.999"):
+        plots.weight_average([plain])

@@ -82,6 +82,15 @@ def test_each_ablation_takes_one_idea_away_from_the_final():
     assert search.parameters(head) - search.parameters(cand) == (12 + 2 + 81 * 10 + 10) - 120
 
 
+def test_an_sgd_final_loses_its_schedule_to_sgds_usual_lr_and_its_weight_average_is_a_recorded_recipe():
+    cand = search.candidate("c8 p c12 c12 h", optimizer="sgd", max_lr=0.065, clip_grad_norm=2.0, ema_decay=0.999)
+    variants = search.ablations(cand)
+    assert variants["constant lr (SGD, 0.01)"] == cand | {"scheduler": "none", "lr": 0.01}
+    assert all(v["clip_grad_norm"] == 2.0 and v["ema_decay"] == 0.999 for v in variants.values()), "one idea at a time"
+    without_average = search.FINAL | {"ema_decay": 0.0}
+    assert without_average in search.RECIPES.values(), "the final without its average: a recipe on record"
+
+
 def test_the_final_candidate_is_what_step_12s_final_rule_chooses_from_the_records():
     from helpers import designs
 
@@ -89,8 +98,11 @@ def test_the_final_candidate_is_what_step_12s_final_rule_chooses_from_the_record
     first = designs.choose(search_only, search.BUDGET)  # the first rule: three seeds, the best mean under 5,000
     every_seed = designs.score_folders(search.ROOT / "results" / "search", search.UNSEEN)
     assert len(every_seed[first]["seeds"]) > len(search_only[first]["seeds"]), "the first choice was checked on unseen seeds"
-    final = designs.choose(every_seed, search.LIMIT, min_seeds=search.MIN_SEEDS, prefer="size")
-    assert search.key(search.FINAL) == final and search.parameters(search.FINAL) < 8_000
+    searched = designs.choose(every_seed, search.LIMIT, min_seeds=search.MIN_SEEDS, prefer="size")
+    assert search.key(search.SEARCHED) == searched
+    every_record = search.every_design()
+    assert search.key(search.FINAL) == search.final_rule(every_record) and search.parameters(search.FINAL) < 8_000
+    assert every_record[search.key(search.FINAL)]["worst"].n >= search.MARGIN_SEEDS
 
 
 def test_ablation_runs_go_to_their_own_folder(tmp_path, mnist_root, smoke, monkeypatch):
@@ -105,7 +117,7 @@ def test_ablation_runs_go_to_their_own_folder(tmp_path, mnist_root, smoke, monke
 def test_each_recipe_changes_only_the_training_of_the_final(tmp_path, mnist_root, smoke, monkeypatch):
     """The recipes cost no parameters: the final's architecture, its parameter count, one record each."""
     for label, cand in search.RECIPES.items():
-        assert cand["arch"] == search.FINAL["arch"] and search.parameters(cand) == search.parameters(search.FINAL), label
+        assert cand["arch"] == search.SEARCHED["arch"] and search.parameters(cand) == search.parameters(search.SEARCHED), label
     assert len({search.key(c) for c in search.RECIPES.values()}) == len(search.RECIPES)
     monkeypatch.setattr(search, "RECIPES", {"weight averaging": search.candidate("c4 p c8 h", ema_decay=0.9)})
     assert search.main(["--recipes", "--seeds", "1", "--out", str(tmp_path / "recipes")]) == 0
@@ -116,7 +128,7 @@ def test_each_recipe_changes_only_the_training_of_the_final(tmp_path, mnist_root
 def test_the_recipe_table_pairs_each_recipe_with_the_finals_own_seeds(tmp_path):
     from tests.test_designs import run
 
-    final = search.key(search.FINAL)
+    final = search.key(search.SEARCHED)
     for seed, last3 in ((1, [99.5] * 3), (2, [99.4] * 3), (3, [99.6] * 3)):
         (tmp_path / f"{final}__seed{seed}.json").write_text(json.dumps(run(seed, last3, key=final)))
     for seed, last3 in ((1, [99.6] * 3), (2, [99.6] * 3)):  # +0.10 and +0.20 on the seeds both ran

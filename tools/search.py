@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from helpers import data, train
-from helpers.designs import build, score_folders, table
+from helpers.designs import build, choose, score_folders, table
 from helpers.records import write_json
 from helpers.summary import count_parameters
 
@@ -138,7 +138,10 @@ BUDGET = 5_000  # the aim for the final model's parameters
 LIMIT = 7_999  # the series' bar: fewer than 8,000
 SQUEEZE_BUDGET = 4_000  # the squeeze's
 UNSEEN = ROOT / "results" / "unseen_seeds"  # a chosen design trained again on seeds the search never used
-MIN_SEEDS = 5  # the final rule: at least this many recorded seeds, every one of them at the bar
+MIN_SEEDS = 5  # step 12's rule: at least this many recorded seeds, every one of them at the bar
+MARGIN_SEEDS, MARGIN_MEAN = 10, 99.50  # the rule with a margin (issue #22): 10+ seeds, a mean worst-of-last-3 >= this
+SMALL = ROOT / "results" / "small_designs"  # designs of at most 4,968 parameters with the combined recipe (stage 8)
+RECIPE_RUNS = ROOT / "results" / "recipes"  # the recipes on SEARCHED (--recipes) and the combination's seeds 6-10 (stage 9)
 
 # Step 12's first rule (designs.choose over seeds 1-3, <= BUDGET) chose c8 c8 p c10 c10 c12 c12 h with
 # stronger augmentation (4,884 parameters); on 13 unseen seeds (UNSEEN: 6-10 from step 13's first run,
@@ -146,27 +149,45 @@ MIN_SEEDS = 5  # the final rule: at least this many recorded seeds, every one of
 # MIN_SEEDS of them and takes the smallest under LIMIT that holds on all (step 12 shows both; a test checks
 # FINAL is what it picks). On seeds 1-5 it took stage 6's c8 c8 p c10 c12 c12 c14 h (5,524); on unseen
 # seeds 6-18 that one missed once (seed 14), and stage 6's other design, trained on the same seeds
-# (--stage 6 --only ... --out UNSEEN), held on all 18. The ablation and held-out check below run on FINAL.
-FINAL = candidate("c8 c10 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05)
+# (--stage 6 --only ... --out UNSEEN), held on all 18: SEARCHED, with the search's recipe (Adam).
+SEARCHED = candidate("c8 c10 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05)
 
 
-# Recipes that cost no parameters (issue: a final with margin on any seed), each tried on FINAL, paired on
-# the seeds FINAL already has (1-5). The SGD recipe is the smallest public >= 99.4 % run's (4,968 parameters):
+# Recipes that cost no parameters (issue: a final with margin on any seed), each tried on SEARCHED, paired on
+# the seeds it already has (1-5). The SGD recipe is the smallest public >= 99.4 % run's (4,968 parameters):
 # SGD momentum 0.9, one-cycle to 0.065 after 10 % of the steps from 0.065 / 5, down to that / 100, batch 64;
 # our augmentation kept. EMA decay 0.999 (about two epochs at batch 128) was fixed before any run.
 SGD_RECIPE = {"optimizer": "sgd", "momentum": 0.9, "max_lr": 0.065, "pct_start": 0.1, "div_factor": 5.0,
               "final_div_factor": 100.0, "batch_size": 64}
 RECIPES: dict[str, dict] = {
-    "the final's recipe (Adam one-cycle 0.02)": FINAL,  # again, in the same torch as the others: pairs stay pairs
-    "weight averaging (EMA 0.999)": FINAL | {"ema_decay": 0.999},
-    "label smoothing 0.1": FINAL | {"label_smoothing": 0.1},
-    "SGD one-cycle (the public run's)": FINAL | SGD_RECIPE,
-    "SGD one-cycle + gradient clipping 2": FINAL | SGD_RECIPE | {"clip_grad_norm": 2.0},
+    "the final's recipe (Adam one-cycle 0.02)": SEARCHED,  # again, in the same torch as the others: pairs stay pairs
+    "weight averaging (EMA 0.999)": SEARCHED | {"ema_decay": 0.999},
+    "label smoothing 0.1": SEARCHED | {"label_smoothing": 0.1},
+    "SGD one-cycle (the public run's)": SEARCHED | SGD_RECIPE,
+    "SGD one-cycle + gradient clipping 2": SEARCHED | SGD_RECIPE | {"clip_grad_norm": 2.0},
     # the best combination: the two whose intervals reached highest (clipped SGD, EMA), together. Which recipe
     # the smaller designs get (fixed when seeds 1-2 of this one were in, before 3-5): the highest mean paired
     # difference against the final's own recipe on seeds 1-5, every seed at the bar; a tie keeps the final's own.
-    "SGD one-cycle + clipping 2 + EMA 0.999": FINAL | SGD_RECIPE | {"clip_grad_norm": 2.0, "ema_decay": 0.999},
+    "SGD one-cycle + clipping 2 + EMA 0.999": SEARCHED | SGD_RECIPE | {"clip_grad_norm": 2.0, "ema_decay": 0.999},
 }
+
+# The final: the rule with a margin over every folder of records (search, unseen seeds, recipes, small designs),
+# the smallest design under LIMIT with MARGIN_SEEDS+ seeds, all at the bar, mean >= MARGIN_MEAN. Stage 8's
+# 4,884 held the bar on seeds 1-6 but could no longer reach the mean (99.48 %), so it is SEARCHED with the
+# combined recipe (stage 9: 10 of 10 seeds, mean 99.505 %). A test checks the rule picks this. The ablation
+# and the held-out check run on FINAL.
+FINAL = RECIPES["SGD one-cycle + clipping 2 + EMA 0.999"]
+
+
+def every_design() -> dict[str, dict]:
+    """Every recorded design and recipe, scored over all its seeds. SEARCHED ran seeds 1-5 twice (the search,
+    then the recipe comparison, to pair in one torch); the search's runs count, the repeats do not."""
+    return score_folders(RECIPE_RUNS, SMALL) | score_folders(ROOT / "results" / "search", UNSEEN)
+
+
+def final_rule(scored: dict[str, dict]) -> str:
+    """The rule with a margin (step 12), over ``every_design()``."""
+    return choose(scored, LIMIT, min_seeds=MARGIN_SEEDS, prefer="size", min_mean=MARGIN_MEAN)
 
 
 def ablations(cand: dict) -> dict[str, dict]:
@@ -174,14 +195,17 @@ def ablations(cand: dict) -> dict[str, dict]:
     body = cand["arch"].rsplit(" ", 1)[0]
     gap = parameters(cand)
     width = min(range(1, 33), key=lambda n: abs(parameters(cand | {"arch": f"{body} f{n}"}) - gap))
+    # Without the schedule, a constant lr each optimizer's users start from: Adam's default 0.001, SGD's 0.01.
+    constant = {"scheduler": "none"} | ({"lr": 0.01} if cand["optimizer"] == "sgd" else {})
+    lr_label = f"constant lr ({cand['optimizer'].replace('sgd', 'SGD').replace('adam', 'Adam')}, {(cand | constant)['lr']:g})"
     return {
         "no BatchNorm": cand | {"batchnorm": False},
         ("no dropout" if cand["dropout"] > 0 else "dropout 0.02 (the journey's)"):
             cand | {"dropout": 0.0 if cand["dropout"] > 0 else 0.02},
         "no augmentation": cand | {"degrees": 0.0, "translate": 0.0, "scale": 0.0},
-        "constant lr (Adam, 0.001)": cand | {"scheduler": "none"},
+        lr_label: cand | constant,
         f"flatten + linear head (f{width})": cand | {"arch": f"{body} f{width}"},
-    }
+    }  # the weight average taken away is a recipe of RECIPES ("SGD one-cycle + gradient clipping 2"): already recorded
 
 
 def key(cand: dict) -> str:
@@ -256,13 +280,13 @@ def paired_table(out: Path) -> str:
     """Each recipe of a folder against the final's own recipe recorded there, seed by seed (the paired
     comparison of ``SeedStats.paired``): python -m tools.search --recipes --summary."""
     scored = score_folders(out)
-    base = scored.get(key(FINAL))
+    base = scored.get(key(SEARCHED))
     if base is None:
-        return f"no record of the final's own recipe ({key(FINAL)}) in {out}"
+        return f"no record of the searched design's own recipe ({key(SEARCHED)}) in {out}"
     lines = [f"{'recipe':38}{'seeds':>8}{'worst of last 3':>18}{'lowest':>8}{'at the bar':>11}  against the final's recipe, paired"]
-    for k, s in sorted(scored.items(), key=lambda item: item[0] != key(FINAL)):
+    for k, s in sorted(scored.items(), key=lambda item: item[0] != key(SEARCHED)):
         w, against = s["worst"], ""
-        if k != key(FINAL):
+        if k != key(SEARCHED):
             try:
                 against = str(w.paired(base["worst"]))
             except ValueError:  # paired needs 2+ seeds that both sides ran
