@@ -145,16 +145,19 @@ def seed_grid(grouped: dict[str, list[dict]]) -> str:
     return "\n".join(lines + [f"{'':>34} * under {TARGET} % on one of the last 3 epochs"])
 
 
-def ablation_table(final: dict, variants: dict[str, dict]) -> str:
-    """The final model's ``score_design`` against each variant's: what taking one idea away costs, paired
-    on the seeds both ran (``SeedStats.paired``)."""
-    lines = [f"{'':34}{'params':>7}{'seeds':>6}{'worst of last 3':>19}{'lowest':>8}{'epochs>=99.4':>13}  vs the final, paired",
-             "-" * 130]
-    for label, s in {"the final model": final, **variants}.items():
+def against_table(base: dict, others: dict[str, dict], base_label: str = "the final model") -> str:
+    """``score_design``s against a base one, each paired on the seeds both ran (``SeedStats.paired``): what
+    taking one idea away costs (the ablation), or what a change of recipe is worth, with its interval."""
+    lines = [f"{'':41}{'params':>7}{'seeds':>6}{'worst of last 3':>19}{'lowest':>8}{'at the bar':>11}  "
+             f"against {base_label}, paired", "-" * 137]
+    for label, s in {base_label: base, **others}.items():
         w = s["worst"]
-        against = "" if s is final else str(w.paired(final["worst"]))
-        lines.append(f"{label:34}{s['params']:>7,}{w.n:>6}{f'{w.mean:.2f} ± {w.std:.2f}':>19}{w.lowest:>8.2f}"
-                     f"{s['epochs_at_target_mean']:>13.1f}  {against}")
+        try:
+            against = "" if s is base else str(w.paired(base["worst"]))
+        except ValueError:  # a pair needs 2+ seeds that both ran
+            against = "(fewer than 2 seeds in common)"
+        lines.append(f"{label[:40]:41}{s['params']:>7,}{w.n:>6}{f'{w.mean:.2f} ± {w.std:.2f}':>19}{w.lowest:>8.2f}"
+                     f"{f'{w.at_target} of {w.n}':>11}  {against}")
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from . import data, train
+from .handwriting import to_grayscale
 from .records import TARGET, History, SeedStats
 from .summary import receptive_field_table, run_with_hooks
 
@@ -209,10 +210,10 @@ def layer_costs(models: dict[str, torch.nn.Module]):
 
 
 def digit_reading(picture, prepared: torch.Tensor, probabilities: torch.Tensor):
-    """Your digit as given, as the network sees it (28x28, prepared the MNIST way: ``helpers.handwriting``)
+    """Your digit as given (any picture ``handwriting.to_grayscale`` reads), as the network sees it (28x28, prepared the MNIST way: ``helpers.handwriting``)
     and the ten probabilities it gives (step 13)."""
     fig, (ax_in, ax_seen, ax_p) = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1, 2]})
-    ax_in.imshow(picture, cmap="gray", vmin=0, vmax=255 if getattr(picture, "mode", "") == "L" else None)
+    ax_in.imshow(to_grayscale(picture), cmap="gray", vmin=0, vmax=1)  # a path, a PIL image, an array: as given
     ax_seen.imshow(prepared.reshape(28, 28).cpu(), cmap="gray")
     for ax, title in ((ax_in, "as given"), (ax_seen, "as the network sees it")):
         ax.set_title(title, fontsize=10)

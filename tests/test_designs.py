@@ -104,16 +104,20 @@ def test_seed_grid_lines_up_each_designs_seeds_and_marks_only_the_misses():
     assert "*" in footer and str(TARGET) in footer
 
 
-def test_ablation_table_pairs_each_variant_with_the_final_seed_by_seed():
+def test_against_table_pairs_each_variant_with_the_base_seed_by_seed():
     final = scored([99.5] * 3, [99.46] * 3, [99.48] * 3)
-    table = designs.ablation_table(final, {"no BatchNorm": scored([99.0] * 3, [99.1] * 3, [99.05] * 3),
-                                           "no dropout": scored([99.49] * 3, [99.47] * 3, [99.45] * 3)})
+    table = designs.against_table(final, {"no BatchNorm": scored([99.0] * 3, [99.1] * 3, [99.05] * 3),
+                                          "no dropout": scored([99.49] * 3, [99.47] * 3, [99.45] * 3),
+                                          "one seed": scored([99.6] * 3)})
     rows = table.splitlines()
-    assert rows[2].startswith("the final model") and "99.48 ± 0.02" in rows[2]
+    assert rows[0].endswith("against the final model, paired")
+    assert rows[2].startswith("the final model") and "99.48 ± 0.02" in rows[2] and "3 of 3" in rows[2]
     # differences -0.50, -0.36, -0.43: mean -0.43, sd 0.07, half-width 4.303 * 0.07 / sqrt(3) = 0.17
-    assert rows[3].endswith("-0.43 points (95 % interval -0.60 to -0.26; shown)")
+    assert rows[3].endswith("-0.43 points (95 % interval -0.60 to -0.26; shown)") and "0 of 3" in rows[3]
     # differences -0.01, +0.01, -0.03: the interval spans zero
     assert rows[4].endswith("-0.01 points (95 % interval -0.06 to +0.04; not shown with 3 seeds)")
+    assert rows[5].endswith("(fewer than 2 seeds in common)")
+    assert designs.against_table(final, {}, "Adam").splitlines()[2].startswith("Adam")
 
 
 def test_a_run_recorded_with_a_label_is_shown_by_it():

@@ -74,12 +74,16 @@ def test_bad_pictures_get_a_message_that_names_the_problem(tmp_path):
         handwriting.prepare_digit(np.zeros((0, 0)))
 
 
-def test_the_reading_picture_shows_the_input_what_the_network_sees_and_the_ten_probabilities(final_model):
+def test_the_reading_picture_shows_the_input_what_the_network_sees_and_the_ten_probabilities(final_model, tmp_path):
     page = handwriting.draw_digit(SEVEN)
     prepared, probabilities = handwriting.read_digit(final_model, page)
     fig = plots.digit_reading(page, prepared, probabilities)
     ax_in, ax_seen, ax_p = fig.axes
     assert ax_seen.get_images()[0].get_array().shape == (28, 28)
+    assert ax_in.get_images()[0].get_array()[0, 0] == 1.0, "the white page drawn white"
+    page.save(tmp_path / "seven.png")
+    from_path = plots.digit_reading(str(tmp_path / "seven.png"), prepared, probabilities).axes[0]
+    assert (from_path.get_images()[0].get_array() == ax_in.get_images()[0].get_array()).all(), "a path reads the same"
     heights = [bar.get_height() for bar in ax_p.patches]
     assert heights == pytest.approx(probabilities.tolist()) and ax_p.get_title().startswith("it reads 7")
     assert ax_p.patches[7].get_facecolor() != ax_p.patches[1].get_facecolor(), "the guess stands out"

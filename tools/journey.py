@@ -54,9 +54,10 @@ if "google.colab" in sys.modules:
 
 
 # What a notebook may import, in the order the import cell lists it: (name, the line that provides it).
-TORCH_IMPORTS = [("torch", "import torch"), ("nn", "from torch import nn"),
-                 ("F", "import torch.nn.functional as F")]
-HELPERS_NAMES = ["Config", "FastLoader", "SeedStats", "choose_device", "count_parameters", "designs", "fit", "fit_seeds", "load_mnist",
+OTHER_IMPORTS = [("Image", "from IPython.display import Image"), ("torch", "import torch"),
+                 ("nn", "from torch import nn"), ("F", "import torch.nn.functional as F")]
+HELPERS_NAMES = ["Config", "FastLoader", "History", "SeedStats", "choose_device", "count_parameters", "designs", "fit", "fit_seeds",
+                 "handwriting", "load_mnist",
                  "load_weights", "plots", "predict_test_set", "project_root", "receptive_field_table", "recorded_seeds", "save_history",
                  "save_run", "save_seeds", "set_seed", "show_summary"]
 NAV_PREFIX = "**Step "
@@ -70,7 +71,7 @@ def used_names(source: str) -> set[str]:
 def imports_source(nb: nbformat.NotebookNode) -> str:
     """The import cell: what this notebook's other code cells use, and nothing else."""
     used = used_names("\n".join(c.source for c in nb.cells[3:] if c.cell_type == "code"))
-    lines = [line for name, line in TORCH_IMPORTS if name in used]
+    lines = [line for name, line in OTHER_IMPORTS if name in used]
     names = [name for name in HELPERS_NAMES if name in used]
     if names:
         joined, wrapped = "from helpers import " + ", ".join(names), ""

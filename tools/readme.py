@@ -23,7 +23,8 @@ from helpers.records import TARGET, History, SeedStats  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
 from .project import RESULTS, ROOT, TIMES, badge, load_seeds, notebook_paths, step_title  # noqa: E402
-from .search import BUDGET, FINAL, LIMIT, MIN_SEEDS, SQUEEZE_BUDGET, UNSEEN, key  # noqa: E402
+from .search import (BUDGET, FINAL, LIMIT, MARGIN_MEAN, MARGIN_SEEDS, MIN_SEEDS, SEARCHED, SQUEEZE_BUDGET,  # noqa: E402
+                     UNSEEN, ablations, every_design, key)
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -49,7 +50,8 @@ def journey_table() -> str:
         else:
             numbers = "not run yet | | | |"
         t = times.get(path.stem)
-        took = f"{t['seconds'] / 60:.0f} min" + ("¹" if t["extra_seeds"] == "recorded" else "") if t else ""
+        took = ((f"{t['seconds'] / 60:.0f} min" if t["seconds"] >= 30 else "under 1 min")
+                + ("¹" if t["extra_seeds"] == "recorded" else "")) if t else ""
         lines.append(f"| {path.stem[:2]} | {link} | {numbers} | {took} | {badge(path.stem)} |")
     histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
                  if (RESULTS / f"{p.stem}.json").exists()]
@@ -87,8 +89,8 @@ def headline() -> str:
     summary = json.loads(records[-1].read_text())
     stats, worst = summary["stats"], SeedStats.of_table(summary)
     n, held, seeds = worst.n, worst.at_target, worst.seeds
-    chosen = designs.score_folders(RESULTS / "search", UNSEEN).get(key(FINAL))
-    listed = spans(seeds) + (f"; step 12's rule chose the design on seeds {spans(chosen['seeds'])}, not these"
+    chosen = every_design().get(key(FINAL))
+    listed = spans(seeds) + (f"; the rule chose the final on seeds {spans(chosen['seeds'])}, not these"
                              if chosen and not set(seeds) & set(chosen["seeds"]) else "")
     return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds ({listed}), the worst of the last "
             f"3 epochs is {worst.mean:.2f} % ± {worst.std:.2f} on average "
@@ -109,15 +111,16 @@ def spans(seeds: Iterable[int]) -> str:
 
 
 def chosen_on_line(chosen: dict | None, seeds: list[int], held: int) -> str:
-    """The evidence the final rule chose on (every recorded seed of the design, the search's and the unseen ones),
+    """The evidence the rule with a margin chose on (every recorded seed of the final design and recipe),
     and the count over those and the final notebook's ``seeds`` (``held`` of them at the bar) together."""
     if not chosen:
         return ""
     w = chosen["worst"]
     together = (f" With the final notebook's {len(seeds)}, {w.at_target + held} of {w.n + len(seeds)} seeds hold the bar."
                 if not set(seeds) & set(w.seeds) else "")
-    return (f"\n\nStep 12's rule chose it on {w.n} recorded seeds (`results/search/` and `{UNSEEN.relative_to(ROOT)}/`): "
-            f"{w.at_target} of {w.n} hold the bar, worst of the last 3 epochs "
+    return (f"\n\nThe rule with a margin (step 13: {MARGIN_SEEDS}+ seeds, every one at the bar, a mean of at least "
+            f"{MARGIN_MEAN:.2f} %) chose it on {w.n} recorded seeds ({spans(w.seeds)}): {w.at_target} of {w.n} hold the bar, "
+            f"worst of the last 3 epochs "
             f"{w.mean:.2f} % ± {w.std:.2f}, lowest {w.lowest:.2f} %." + together)
 
 
@@ -128,25 +131,24 @@ def earlier_choices_line() -> str:
     on_search_seeds = designs.choose(searched, LIMIT, min_seeds=MIN_SEEDS, prefer="size")
     parts = []
     for k, records in designs.load_records(UNSEEN).items():
-        if k == key(FINAL):
-            continue
         s = designs.score_design(records)
         w = s["worst"]
         missed = [f"seed {seed}: {worst:.2f} %" for seed, worst in w.misses.items()]
-        which = {first: ", the first rule's choice", on_search_seeds: ", the final rule's choice on the search's seeds"}.get(k, "")
+        which = {first: ", the first rule's choice", on_search_seeds: ", step 12's rule on the search's seeds",
+                 key(SEARCHED): ", step 12's choice, with Adam"}.get(k, "")
         parts.append(f"{s['params']:,} parameters (`{s['arch']}`{which}) held the bar "
                      f"on {w.at_target} of {w.n} seeds ({spans(w.seeds)}; mean {w.mean:.2f} %"
                      + (f"; {', '.join(missed)}" if missed else "") + ")")
     if not parts:
         return ""
     return (f"\n\nDesigns checked on seeds they were not chosen on (`{UNSEEN.relative_to(ROOT)}/`, worst of the last 3 epochs): "
-            + "; ".join(parts) + f". That is why step 12's final rule counts every recorded seed of a design and needs at least {MIN_SEEDS}, "
-            "every one at the bar.")
+            + "; ".join(parts) + f". That is why step 12's rule counts every recorded seed of a design and needs at least {MIN_SEEDS}, "
+            f"every one at the bar, and step 13's asks for {MARGIN_SEEDS} and a mean of at least {MARGIN_MEAN:.2f} %.")
 
 
 def squeeze_line() -> str:
-    """One sentence on the squeeze: the search's smallest design that holds the bar on 3+ seeds, if one does."""
-    scored = designs.score_folders(RESULTS / "search")
+    """One sentence on the squeeze: the smallest recorded design that holds the bar on 3+ seeds, if one does."""
+    scored = every_design()
     if not scored:
         return ""
     try:
@@ -157,11 +159,11 @@ def squeeze_line() -> str:
         return (f"\n\nThe squeeze (≤ {SQUEEZE_BUDGET:,} parameters) has no design yet that holds the bar on 3 seeds"
                 + (f"; the closest, {closest['params']:,} parameters (`{closest['arch']}`), averages "
                    f"{closest['worst'].mean:.2f} % (lowest {closest['worst'].lowest:.2f} %) over {closest['worst'].n} "
-                   f"seeds (`results/search/`)." if closest else "."))
+                   f"seeds." if closest else "."))
     w = s["worst"]
     return (f"\n\nSqueezed to **{s['params']:,} parameters** (`{s['arch']}`), the search's records hold the bar on "
             f"{w.n} of {w.n} seeds: worst of the last 3 epochs {w.mean:.2f} % "
-            f"± {w.std:.2f} (lowest {w.lowest:.2f} %) (`results/search/`).")
+            f"± {w.std:.2f} (lowest {w.lowest:.2f} %).")
 
 
 def evidence(name: str) -> SeedStats:
@@ -247,16 +249,17 @@ def design_table() -> str:
 
 def ablation_rows() -> list[tuple[str, str, str]]:
     """The design table's last row: the final model with one idea taken away at a time (results/ablation/)."""
-    scored, ablated = designs.score_folders(RESULTS / "search"), designs.score_folders(RESULTS / "ablation")
+    recorded = designs.score_folders(RESULTS / "ablation")
+    ablated = {k: recorded[k] for k in map(key, ablations(FINAL).values()) if k in recorded}  # the final's, not earlier
     if not ablated:
         return []
-    final = scored[key(FINAL)]
+    final = every_design()[key(FINAL)]
 
     parts = [f"{s['label']} ({s['params']:,}): {versus(final['worst'], s['worst'])}"
              for s in sorted(ablated.values(), key=lambda s: s["worst"].mean)]
     return [("What is each idea worth in the final model?", f"Ranked by what taking it away costs the final "
              f"`{final['arch']}` ({final['params']:,} parameters), most first", f"One idea taken away at a time, on seeds "
-             f"{spans({seed for s in ablated.values() for seed in s['seeds']})} (the final: its {len(final['seeds'])} search seeds; "
+             f"{spans({seed for s in ablated.values() for seed in s['seeds']})}, paired with the final on the same seeds ("
              f"step 13, `results/ablation/`): " + "; ".join(parts))]
 
 

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from helpers import data, train
-from helpers.designs import build, choose, score_folders, table
+from helpers.designs import against_table, build, choose, score_folders, table
 from helpers.records import write_json
 from helpers.summary import count_parameters
 
@@ -277,23 +277,13 @@ def summary_table(out: Path) -> str:
 
 
 def paired_table(out: Path) -> str:
-    """Each recipe of a folder against the final's own recipe recorded there, seed by seed (the paired
-    comparison of ``SeedStats.paired``): python -m tools.search --recipes --summary."""
+    """Each recipe of a folder against the searched design's own recipe recorded there, seed by seed
+    (``designs.against_table``): python -m tools.search --recipes --summary."""
     scored = score_folders(out)
-    base = scored.get(key(SEARCHED))
+    base = scored.pop(key(SEARCHED), None)
     if base is None:
         return f"no record of the searched design's own recipe ({key(SEARCHED)}) in {out}"
-    lines = [f"{'recipe':38}{'seeds':>8}{'worst of last 3':>18}{'lowest':>8}{'at the bar':>11}  against the final's recipe, paired"]
-    for k, s in sorted(scored.items(), key=lambda item: item[0] != key(SEARCHED)):
-        w, against = s["worst"], ""
-        if k != key(SEARCHED):
-            try:
-                against = str(w.paired(base["worst"]))
-            except ValueError:  # paired needs 2+ seeds that both sides ran
-                against = "(fewer than 2 common seeds)"
-        lines.append(f"{s['label'][:37]:38}{w.n:>8}{f'{w.mean:.2f} ± {w.std:.2f}':>18}{w.lowest:>8.2f}"
-                     f"{f'{w.at_target} of {w.n}':>11}  {against}")
-    return "\n".join(lines)
+    return against_table(base, {s["label"]: s for s in scored.values()}, "the search's recipe (Adam)")
 
 
 def main(argv: list[str] | None = None) -> int:
