@@ -131,6 +131,12 @@ STAGES: dict[int, list[dict]] = {
     9: [candidate("c8 c10 p c10 c12 c12 c14 h", degrees=10.0, translate=0.05, optimizer="sgd", momentum=0.9,
                   max_lr=0.065, pct_start=0.1, div_factor=5.0, final_div_factor=100.0, batch_size=64,
                   clip_grad_norm=2.0, ema_decay=0.999)],
+    # 10: the squeeze with the combined recipe: the two designs of at most 4,000 parameters that came closest
+    #     with Adam (stage 5: the separable 3,508 at 99.39 %, the 3,564 at 99.28 %), seeds 1-3. Planned when stage
+    #     8's 4,884 had seeds 1-8 in, before any run of these.
+    10: [candidate(arch, degrees=10.0, translate=0.05, optimizer="sgd", momentum=0.9, max_lr=0.065, pct_start=0.1,
+                   div_factor=5.0, final_div_factor=100.0, batch_size=64, clip_grad_norm=2.0, ema_decay=0.999)
+         for arch in ("c8 c12 p t12 s24 s24 s24 h", "c8 c8 p c10 c10 c12 h")],
 }
 
 
