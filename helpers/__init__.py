@@ -4,7 +4,7 @@
 - ``helpers.train``: seeding, device, ``Config``, the lr schedule, the loop, ``fit``.
 - ``helpers.records``: a run's ``History``, the seed statistic ``SeedStats``, saving and loading runs.
 - ``helpers.summary``: parameter count, layer table, receptive field.
-- ``helpers.plots``: samples, curves, mistakes, confusion matrix, a search's map.
+- ``helpers.plots``: samples, curves, seeds, what a network sees, mistakes, a search's map.
 - ``helpers.designs``: networks written as short strings ("c8 c8 p c10 c12 h"), a search's records scored.
 - ``helpers.handwriting``: any picture of a digit made the way MNIST was, for the final model to read.
 

@@ -243,23 +243,6 @@ def misclassified_gallery(images: torch.Tensor, predicted: torch.Tensor, labels:
     return fig
 
 
-def confusion_matrix(predicted: torch.Tensor, labels: torch.Tensor, classes: int = 10):
-    """Counts of (true, predicted) pairs; the off-diagonal cells are the mistakes."""
-    matrix = torch.zeros(classes, classes, dtype=torch.long)
-    matrix.index_put_((labels.long(), predicted.long()), torch.ones(len(labels), dtype=torch.long), accumulate=True)
-    fig, ax = plt.subplots(figsize=(6, 5.4))
-    ax.imshow(matrix.clamp(max=matrix.diagonal().min().item()), cmap="Blues")
-    for t in range(classes):
-        for p in range(classes):
-            if matrix[t, p]:
-                ax.text(p, t, int(matrix[t, p]), ha="center", va="center", fontsize=8,
-                        color="white" if t == p else "black")
-    ax.set(xticks=range(classes), yticks=range(classes), xlabel="predicted", ylabel="true",
-           title="confusion matrix (test set)")
-    fig.tight_layout()
-    return fig, matrix
-
-
 def receptive_field_picture(model: torch.nn.Module, image: torch.Tensor, cols: int = 6):
     """One digit per layer, with the square of it that the centre pixel of that layer's output sees (step 01):
     ``receptive_field_table``'s numbers; a square reaching outside the image sees zero padding there."""
@@ -278,23 +261,6 @@ def receptive_field_picture(model: torch.nn.Module, image: torch.Tensor, cols: i
         ax.set(xlim=(-4, size + 3), ylim=(size + 3, -4))
         ax.set_title(f"{row['layer']}\nRF {row['receptive_field']}", fontsize=9)
     fig.suptitle("what one output pixel of each layer sees (red square)")
-    fig.tight_layout()
-    return fig
-
-
-def first_layer_kernels(model: torch.nn.Module, cols: int = 8):
-    """The weights of the first convolution, one small image per kernel: edge and stroke detectors."""
-    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    kernels = conv.weight.detach().cpu()[:, 0]  # (out_channels, k, k): MNIST has one input channel
-    rows = -(-len(kernels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.1), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    limit = kernels.abs().max().item()
-    for i, (ax, kernel) in enumerate(zip(axes.flat, kernels)):
-        ax.imshow(kernel, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        ax.set_title(str(i), fontsize=8)
-    fig.suptitle("first-layer kernels (red: positive weight, blue: negative)")
     fig.tight_layout()
     return fig
 

@@ -46,16 +46,6 @@ def test_gallery_stops_at_count():
     assert figure_title(fig).startswith("50 misclassified")
 
 
-def test_confusion_matrix_counts_and_labels():
-    labels = torch.tensor([0, 1, 1, 2, 2, 2])
-    predicted = torch.tensor([0, 1, 2, 2, 2, 0])
-    fig, matrix = plots.confusion_matrix(predicted, labels, classes=3)
-    assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 2]]
-    ax = fig.axes[0]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
-    assert sorted(t.get_text() for t in ax.texts) == sorted(["1", "1", "1", "1", "2"])
-
-
 def test_training_curves_draw_one_point_per_epoch():
     h = fake_history([97.0, 98.5, 99.1, 99.3])
     fig = plots.training_curves(h, title="step 99")
@@ -95,16 +85,6 @@ def test_receptive_field_picture_draws_the_square_each_layer_sees():
     # GAP over the 12x12 map (jump 2) adds 22: 32 pixels centred on 13.5, from -2 (padding) to 29.
     assert [square_of(ax) for ax in drawn[1:]] == [(11.5, 11.5, 5), (11.5, 11.5, 6), (9.5, 9.5, 10), (-2.5, -2.5, 32)]
     assert all(len(ax.get_images()) == 1 for ax in drawn)
-
-
-def test_first_layer_kernels_shows_each_kernel_as_it_is():
-    from torch import nn
-
-    model = nn.Sequential(nn.Conv2d(1, 5, 3), nn.ReLU(), nn.Conv2d(5, 7, 3))
-    fig = plots.first_layer_kernels(model, cols=4)
-    shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
-    assert len(shown) == 5
-    assert torch.equal(torch.tensor(shown[2]), model[0].weight.detach()[2, 0])
 
 
 def test_feature_maps_one_row_per_3x3_convolution():

@@ -56,12 +56,15 @@ def journey_table() -> str:
     histories = [History.load(RESULTS / f"{p.stem}.json") for p in notebook_paths()
                  if (RESULTS / f"{p.stem}.json").exists()]
     if times:
-        extra = sum(switched_seconds(name) for name in times) / 60
+        extra = {name: switched_seconds(name) for name in times}
+        # A notebook timed with its seeds trained counts without them in the default total: what they took comes off.
+        default = sum(t["seconds"] - (extra[name] if t["extra_seeds"] == "trained" else 0) for name, t in times.items())
         lines += ["", "Run time: the whole notebook, as `make journey` last executed it on "
                       f"{', '.join(sorted({t['device'] for t in times.values()}))}; ¹ with `TRAIN_SEEDS = False`: the step's "
-                      f"own run trained, the other seeds read from `results/`. In all, {sum(t['seconds'] for t in times.values()) / 60:.0f} "
-                      f"min for these {len(times)} notebooks; `make journey SEEDS=train` adds about {extra:.0f} min, what "
-                      "their other seeds took when they were recorded."]
+                      f"own run trained, the other seeds read from `results/` (without ¹: the seeds trained too). In all, "
+                      f"about {default / 60:.0f} min for these {len(times)} notebooks with `TRAIN_SEEDS = False`; "
+                      f"`make journey SEEDS=train` adds about {sum(extra.values()) / 60:.0f} min, what their other seeds "
+                      "took when they were recorded."]
     if histories:
         devices = sorted({h.device for h in histories})
         minutes = sum(sum(h.seconds) for h in histories) / 60
