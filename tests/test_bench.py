@@ -21,7 +21,8 @@ def test_the_malloc_setting_changes_no_number(mnist_root, smoke):
     """The reference pipeline with and without helpers' malloc setting: the same batches, the same loss and accuracy."""
     plain = bench.one_run("reference", FINAL, batches=3)
     kept = bench.one_run("reference_kept_memory", FINAL, batches=3)
-    assert plain["train_images"] == kept["train_images"] == 3 * 128 and plain["test_images"] == data.SMOKE_TEST
+    batch = project.load_architecture(FINAL)["config"].batch_size
+    assert plain["train_images"] == kept["train_images"] == 3 * batch and plain["test_images"] == data.SMOKE_TEST
     assert kept["train_loss"] == plain["train_loss"] and kept["test_accuracy"] == plain["test_accuracy"]
 
 
