@@ -336,6 +336,17 @@ def test_the_design_table_pairs_every_comparison_from_the_records():
     assert "noise" not in readme.design_table()
 
 
+def test_the_averaging_row_pairs_each_runs_raw_weights_with_its_average():
+    runs = designs.load_records(search.RECIPE_RUNS)[search.key(search.FINAL)]
+    runs += json.loads((project.RESULTS / "13_final_seeds.json").read_text())["histories"]
+    differences = [min(r["test_acc"][-3:]) - min(r["raw_test_acc"][-3:]) for r in runs]
+    [(_, _, showed)] = readme.averaging_rows()
+    assert f"{len(runs)} seeds (step 13)" in showed
+    assert f"{sum(differences) / len(differences):+.2f} points" in showed
+    held = sum(min(r["raw_test_acc"][-3:]) >= journey.TARGET for r in runs)
+    assert f"the raw weights hold the bar on {held} of {len(runs)} seeds" in showed
+
+
 def test_seed_lists_are_written_as_runs_of_consecutive_seeds():
     assert readme.spans([5, 1, 2, 3, 4, 7]) == "1–5, 7"
     assert readme.spans([6, 7, 9, 10, 11]) == "6, 7, 9–11", "two in a row are listed, not joined"
