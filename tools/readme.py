@@ -23,8 +23,8 @@ from helpers.records import TARGET, History, SeedStats  # noqa: E402
 
 from .bench import BENCH_LABELS  # noqa: E402
 from .project import RESULTS, ROOT, TIMES, badge, load_seeds, notebook_paths, step_title  # noqa: E402
-from .search import (BUDGET, FINAL, LIMIT, MARGIN_MEAN, MARGIN_SEEDS, MIN_SEEDS, SEARCHED, SQUEEZE_BUDGET,  # noqa: E402
-                     UNSEEN, ablations, every_design, key)
+from .search import (BUDGET, FINAL, LIMIT, MARGIN_MEAN, MARGIN_SEEDS, MIN_SEEDS, RECIPE_RUNS, SEARCHED,  # noqa: E402
+                     SQUEEZE_BUDGET, UNSEEN, ablations, every_design, key)
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -275,7 +275,7 @@ def averaged_and_raw(runs: list[dict]) -> tuple[SeedStats, SeedStats]:
 
 def averaging_rows() -> list[tuple[str, str, str]]:
     """The weight average against the raw weights of the same runs: the final's seeds (step 13)."""
-    runs = designs.load_records(RESULTS / "recipes").get(key(FINAL), [])
+    runs = designs.load_records(RECIPE_RUNS).get(key(FINAL), [])
     table = RESULTS / "13_final_seeds.json"
     runs += json.loads(table.read_text())["histories"] if table.exists() else []
     averaged, raw = averaged_and_raw(runs)
