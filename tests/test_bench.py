@@ -45,6 +45,22 @@ def test_every_pipeline_a_device_measures_gets_its_row_in_the_readme(device, tmp
         assert f"| {label} | {10.0 + i:.2f} |" in table, (pipeline, table)
 
 
+def test_a_benchmark_epoch_runs_the_notebooks_whole_step(mnist_root, smoke, monkeypatch):
+    """The final clips its gradients and averages its weights: the timed epoch must pay for both, as fit does."""
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return real(*args, **kwargs)
+
+    real = bench.train.train_one_epoch
+    monkeypatch.setattr(bench.train, "train_one_epoch", spy)
+    bench.one_run("helpers", FINAL, batches=2)
+    config = project.load_architecture(FINAL)["config"]
+    assert seen["clip_grad_norm"] == config.clip_grad_norm > 0 and seen["label_smoothing"] == config.label_smoothing
+    assert (seen["averaged"] is not None) == (config.ema_decay > 0) and config.ema_decay > 0
+
+
 def test_peak_memory_counts_the_pipeline_not_torch(mnist_root, smoke):
     """Measured above a warmed-up baseline: a few batches of a tiny model add well under 300 MiB (torch itself is ~700)."""
     run = bench.one_run("helpers", FINAL, batches=2)

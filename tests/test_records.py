@@ -105,6 +105,18 @@ def test_a_history_with_averaging_stores_the_raw_accuracy_and_others_do_not(tmp_
     assert History.load(averaged.save(tmp_path / "b.json")).raw_test_acc == [98.9, 99.0]
 
 
+def test_the_raw_weights_are_scored_like_the_average_and_paired_with_it_seed_by_seed():
+    averaged = seed_runs([99.3, 99.5, 99.45, 99.48], [99.2, 99.44, 99.42, 99.5])
+    averaged[0].raw_test_acc = [99.1, 99.6, 99.3, 99.5]   # its worst of the last 3: 99.3, not the average's 99.45
+    averaged[1].raw_test_acc = [99.0, 99.2, 99.46, 99.41]
+    raw = SeedStats.of_raw_weights(averaged)
+    assert raw.worst == {1: 99.3, 2: 99.2} and raw.at_target == 0
+    assert SeedStats.of_histories(averaged).paired(raw).differences == pytest.approx([0.15, 0.22])
+    plain = seed_runs([99.5] * 3)
+    with pytest.raises(ValueError, match=r"seeds \[1\] have no raw-weights accuracy.*ema_decay"):
+        SeedStats.of_raw_weights(plain)
+
+
 def test_save_run_writes_under_the_project_root(mnist_root, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MNIST8K_ROOT", str(tmp_path))
     model, history = nn.Linear(1, 1), fake_history([99.0])

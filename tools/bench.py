@@ -157,8 +157,11 @@ def one_run(pipeline: str, notebook: Path, workers: int = 0, batches: int | None
     if pipeline == "helpers_graph":
         train_loss, _ = graphed.train_one_epoch(_limit(train_loader, batches))
     else:
+        # the notebook's whole step, as fit runs it: clipping and the weight average cost time too
+        averaged = train.average_of(model, config.ema_decay) if config.ema_decay else None
         train_loss, _ = train.train_one_epoch(model, _limit(train_loader, batches), optimizer, schedule,
-                                              progress=False)
+                                              progress=False, label_smoothing=config.label_smoothing,
+                                              clip_grad_norm=config.clip_grad_norm, averaged=averaged)
     train_seconds = time.perf_counter() - start  # .item() at the end of the epoch waited for the GPU
     start = time.perf_counter()
     _, correct, seen = train.evaluate(model, test_loader)
@@ -209,18 +212,34 @@ def _forever(loader):
 
 
 def _fresh_step(make_model, config, device: torch.device, steps_per_epoch: int) -> tuple:
-    """(model, optimizer, lr schedule), freshly seeded, as ``fit`` makes them."""
+    """(model, optimizer, lr schedule, update), freshly seeded, as ``fit`` makes them. ``update`` is what
+    follows backward in ``train_one_epoch``: clipping if the recipe clips, the optimizer step, the weight
+    average if it keeps one, the lr schedule."""
     train.set_seed(config.seed)
     model = make_model().to(device)
     optimizer = train.make_optimizer(model, config)
-    return model, optimizer, train.LrSchedule(optimizer, config, steps_per_epoch)
+    schedule = train.LrSchedule(optimizer, config, steps_per_epoch)
+    averaged = train.average_of(model, config.ema_decay) if config.ema_decay else None
+
+    def update():
+        if config.clip_grad_norm:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
+        schedule.after_batch()
+
+    return model, optimizer, schedule, update
+
+
+UPDATE_PHASE = "optimizer, lr schedule, clipping, average"  # the last two where the recipe has them
 
 
 def _time_phases(step: tuple, batches, steps: int) -> dict[str, float]:
     """Milliseconds per step of each phase, timed one after the other (a CPU runs them in order)."""
-    model, optimizer, schedule = step
+    model, optimizer, _, update = step
     sync = torch.cuda.synchronize if next(model.parameters()).is_cuda else (lambda: None)
-    totals = dict.fromkeys(["making the batch", "forward + loss", "backward", "optimizer + lr schedule"], 0.0)
+    totals = dict.fromkeys(["making the batch", "forward + loss", "backward", UPDATE_PHASE], 0.0)
     model.train()
     for _ in range(steps):
         marks = [time.perf_counter()]
@@ -231,8 +250,7 @@ def _time_phases(step: tuple, batches, steps: int) -> dict[str, float]:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         sync(); marks.append(time.perf_counter())
-        optimizer.step()
-        schedule.after_batch()
+        update()
         sync(); marks.append(time.perf_counter())
         for name, start, end in zip(totals, marks, marks[1:]):
             totals[name] += end - start
@@ -295,8 +313,8 @@ def _time_compiled(make_model, config, device, batches, steps: int) -> dict:
     alternating on the same 20 full-size batches (another batch size would compile again)."""
     fixed = [b for b in (next(batches) for _ in range(25)) if len(b[1]) == config.batch_size][:20]
     eager = _fresh_step(make_model, config, device, 10 * steps)
-    model, optimizer, schedule = _fresh_step(make_model, config, device, 10 * steps)
-    runs = {"eager": eager, "compiled": (torch.compile(model), optimizer, schedule)}
+    model, optimizer, schedule, update = _fresh_step(make_model, config, device, 10 * steps)
+    runs = {"eager": eager, "compiled": (torch.compile(model), optimizer, schedule, update)}
     try:
         start = time.perf_counter()
         _time_phases(runs["compiled"], iter(fixed[:3]), 3)  # compiles here
@@ -344,7 +362,7 @@ def _graph_profile(make_model, config, device: torch.device, loader) -> dict:
     from helpers._machinery.cuda_graph import GraphedTraining
 
     steps = len(loader)
-    model, optimizer, schedule = _fresh_step(make_model, config, device, steps)
+    model, optimizer, schedule, _ = _fresh_step(make_model, config, device, steps)
     graphed = GraphedTraining(_fresh_step(make_model, config, device, steps)[0], config, steps, loader=loader,
                               plan=train.planned_schedule(config, steps))
     runs = {"making the batch (eager)": lambda: sum(len(y) for _, y in loader),

@@ -92,20 +92,21 @@ def headline() -> str:
     summary = json.loads(records[-1].read_text())
     stats, worst = summary["stats"], SeedStats.of_table(summary)
     n, held, seeds = worst.n, worst.at_target, worst.seeds
-    chosen = every_design().get(key(FINAL))
+    scored = every_design()
+    chosen = scored.get(key(FINAL))
     listed = spans(seeds) + (f"; the rule chose the final on seeds {spans(chosen['seeds'])}, not these"
                              if chosen and not set(seeds) & set(chosen["seeds"]) else "")
     return (f"**{summary['params']:,} parameters, {summary['epochs']} epochs.** Over {n} seeds ({listed}), the worst of the last "
             f"3 epochs is {worst.mean:.2f} % ± {worst.std:.2f} on average "
             f"(lowest seed: {worst.lowest:.2f} %); {held} of {n} seeds stay at ≥ {TARGET} % on each "
             f"of the last 3 epochs. Best epochs: {stats['best']['mean']:.2f} % ± {stats['best']['std']:.2f}. "
-            f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen, seeds, held) + smaller_line()
-            + earlier_choices_line() + squeeze_line())
+            f"(`{records[-1].relative_to(ROOT)}`)" + chosen_on_line(chosen, seeds, held)
+            + smaller_line(scored) + earlier_choices_line() + squeeze_line(scored))
 
 
-def smaller_line() -> str:
-    """The smallest design that held the bar on every one of 10+ seeds, when the margin ruled it out of the final."""
-    scored = every_design()
+def smaller_line(scored: dict[str, dict]) -> str:
+    """The smallest design that held the bar on every one of 10+ seeds, when the margin ruled it out of the final.
+    ``scored``: ``every_design()``."""
     smallest = designs.choose(scored, LIMIT, min_seeds=MARGIN_SEEDS, prefer="size")
     if smallest == key(FINAL):
         return ""
@@ -164,9 +165,9 @@ def earlier_choices_line() -> str:
             f"every one at the bar, and step 13's asks for {MARGIN_SEEDS} and a mean of at least {MARGIN_MEAN:.2f} %.")
 
 
-def squeeze_line() -> str:
-    """One sentence on the squeeze: the smallest recorded design that holds the bar on 3+ seeds, if one does."""
-    scored = every_design()
+def squeeze_line(scored: dict[str, dict]) -> str:
+    """One sentence on the squeeze: the smallest recorded design that holds the bar on 3+ seeds, if one does.
+    ``scored``: ``every_design()``."""
     if not scored:
         return ""
     try:
@@ -268,9 +269,8 @@ def design_table() -> str:
 
 def averaged_and_raw(runs: list[dict]) -> tuple[SeedStats, SeedStats]:
     """Each run's worst of the last 3 epochs with its averaged weights (what it tested) and with its raw weights."""
-    runs = [r for r in runs if r.get("raw_test_acc")]
-    raw = SeedStats.of_pairs((r["config"]["seed"], min(r["raw_test_acc"][-3:])) for r in runs)
-    return SeedStats.of_records(runs), raw
+    runs = [History.from_record(r) for r in runs if r.get("raw_test_acc")]
+    return SeedStats.of_histories(runs), SeedStats.of_raw_weights(runs)
 
 
 def averaging_rows() -> list[tuple[str, str, str]]:
