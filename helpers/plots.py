@@ -98,10 +98,7 @@ def weight_average(histories: list[History], first_epoch: int = 8):
     ``first_epoch`` on (step 13). The raw weights take a noisy step each batch, so their test accuracy
     jumps from epoch to epoch; an exponential moving average of them (``Config.ema_decay``) spans
     hundreds of steps and moves smoothly. Needs runs trained with an average (``History.raw_test_acc``)."""
-    missing = [h.config.get("seed") for h in histories if not h.raw_test_acc]
-    if missing:
-        raise ValueError(f"seed(s) {missing} were trained without weight averaging (ema_decay=0): "
-                         "nothing to compare; train with Config(ema_decay=0.999)")
+    SeedStats.of_raw_weights(histories)  # refuses runs trained without an average, saying how to fix it
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, label, curves in zip(axes, ("raw weights", "averaged weights (what is tested)"),

@@ -134,14 +134,12 @@ class SeedStats:
         return cls.of_pairs((r["seed"], r["last3_min"]) for r in table["rows"])
 
     @classmethod
-    def of_raw_weights(cls, histories: Iterable[History]) -> "SeedStats":
-        """The same runs tested on their raw weights instead of the average they were tested on
-        (``History.raw_test_acc``, kept by runs trained with ``ema_decay``): pair it with
-        ``of_histories`` of the same runs to see what the average is worth, seed by seed."""
-        histories = list(histories)
+    def of_raw_weights(cls, histories: list[History]) -> "SeedStats":
+        """The same runs on their raw weights, not the average they were tested on (``History.raw_test_acc``):
+        pair it with ``of_histories`` of the same runs to see what the average is worth, seed by seed."""
         if missing := [h.config.get("seed") for h in histories if not h.raw_test_acc]:
-            raise ValueError(f"seeds {missing} have no raw-weights accuracy: only runs trained with a weight average "
-                             f"(Config(ema_decay=...)) record one")
+            raise ValueError(f"seed(s) {missing} were trained without weight averaging (ema_decay=0): no raw "
+                             "weights to compare; train with Config(ema_decay=0.999)")
         return cls.of_pairs((h.config["seed"], worst_of_last3(h.raw_test_acc)) for h in histories)
 
     @classmethod

@@ -113,7 +113,7 @@ def test_the_raw_weights_are_scored_like_the_average_and_paired_with_it_seed_by_
     assert raw.worst == {1: 99.3, 2: 99.2} and raw.at_target == 0
     assert SeedStats.of_histories(averaged).paired(raw).differences == pytest.approx([0.15, 0.22])
     plain = seed_runs([99.5] * 3)
-    with pytest.raises(ValueError, match=r"seeds \[1\] have no raw-weights accuracy.*ema_decay"):
+    with pytest.raises(ValueError, match=r"seed\(s\) \[1\] were trained without weight averaging.*Config\(ema_decay=0.999\)"):
         SeedStats.of_raw_weights(plain)
 
 
